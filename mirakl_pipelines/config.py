@@ -1,0 +1,207 @@
+"""The marketplace configuration file: which Shopify store, which Mirakl marketplaces, and how each flow behaves.
+
+One YAML file (``data/marketplaces.yaml`` by default, or ``$MIRAKL_PIPELINES_CONFIG``) validated
+with pydantic. Secrets are never in the file: it names the environment variables that hold them.
+An invalid file fails at load with the file, the field and what was expected.
+"""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "marketplaces.yaml"
+CONFIG_ENV_VAR = "MIRAKL_PIPELINES_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShopifyStoreConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    shop_url: str = Field(description="https://<shop>.myshopify.com, or the sandbox's http://127.0.0.1:<port>")
+    api_version: str = "2026-07"
+    access_token_env: str = "SHOPIFY_ACCESS_TOKEN"
+    webhook_secret_env: str = "SHOPIFY_WEBHOOK_SECRET"
+    admin_url: Optional[str] = Field(
+        default=None, description="Base of the admin links put in metadata, e.g. https://admin.shopify.com/store/<handle>"
+    )
+    currency: str = "EUR"
+
+    @property
+    def admin_base(self) -> str:
+        return (self.admin_url or f"{self.shop_url.rstrip('/')}/admin").rstrip("/")
+
+    def admin_order_url(self, legacy_id: str | int) -> str:
+        return f"{self.admin_base}/orders/{legacy_id}"
+
+
+class AcceptanceConfig(_Strict):
+    mode: Literal["auto", "after_import", "manual"] = "auto"
+    window_hours: float = Field(default=72, gt=0, description="the marketplace's acceptance window")
+    refuse_unservable: bool = Field(
+        default=False, description="refuse lines that cannot be served instead of leaving the order to an operator"
+    )
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class OrderImportConfig(_Strict):
+    states: list[str] = Field(default_factory=lambda: ["SHIPPING"], min_length=1)
+    paid_only: bool = True
+    require_shipping_address: bool = True
+    tax_mode: Literal["TAX_INCLUDED", "TAX_EXCLUDED"] = "TAX_INCLUDED"
+    source_name: str = "mirakl"
+    tags: list[str] = Field(default_factory=lambda: ["mirakl"])
+    inventory_behaviour: Literal["BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY"] = (
+        "DECREMENT_IGNORING_POLICY"
+    )
+    gateway: str = "mirakl"
+    send_receipt: bool = False
+    commission_metafield_namespace: str = "mirakl"
+    import_deadline_minutes: int = Field(default=30, ge=1, description="an eligible order not in Shopify after this is an error")
+
+    @field_validator("states")
+    @classmethod
+    def _known_states(cls, states: list[str]) -> list[str]:
+        known = {
+            "STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT", "SHIPPING", "SHIPPED",
+            "TO_COLLECT", "RECEIVED", "CLOSED", "REFUSED", "CANCELED",
+        }
+        unknown = [s for s in states if s not in known]
+        if unknown:
+            raise ValueError(f"unknown Mirakl order state(s) {unknown}; expected some of {sorted(known)}")
+        return states
+
+
+class ScheduleConfig(_Strict):
+    cron: str = "*/15 * * * *"
+    lookback_minutes: int = Field(default=120, ge=0, le=24 * 60)
+    closeout_cron: str = "30 2 * * *"
+
+    @field_validator("cron", "closeout_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '*/15 * * * *')")
+        return value
+
+
+class MarketplaceConfig(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9_]+$", description="short id used in partitions and paths, e.g. decathlon_fr")
+    name: str
+    base_url: str = Field(pattern=r"^https?://")
+    api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    shop_id: Optional[int] = None
+    shopify_store: Optional[str] = None
+    currency: str = "EUR"
+    call_frequency: Literal["default", "external_partner"] = "default"
+    orders: OrderImportConfig = Field(default_factory=OrderImportConfig)
+    acceptance: AcceptanceConfig = Field(default_factory=AcceptanceConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+
+    @model_validator(mode="after")
+    def _acceptance_fits_import(self) -> "MarketplaceConfig":
+        if self.acceptance.mode == "after_import" and (
+            "WAITING_ACCEPTANCE" not in self.orders.states or self.orders.paid_only
+        ):
+            raise ValueError(
+                "acceptance.mode 'after_import' imports orders before they are accepted: "
+                "add WAITING_ACCEPTANCE to orders.states and set orders.paid_only: false"
+            )
+        return self
+
+
+class AlertsConfig(_Strict):
+    webhook_url_env: Optional[str] = Field(default=None, description="env var holding e.g. a Slack incoming-webhook URL")
+
+
+class Settings(_Strict):
+    partitions_start_date: str = Field(default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    ledger_url_env: str = "MIRAKL_PIPELINES_LEDGER_URL"
+    ledger_default_url: str = "sqlite:///data/ledger.sqlite"
+    warehouse_path: str = "data/warehouse"
+    schedules_running: bool = True
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    shopify_stores: list[ShopifyStoreConfig] = Field(min_length=1)
+    marketplaces: list[MarketplaceConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        codes = [m.code for m in self.marketplaces]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"marketplace codes must be unique; repeated: {dupes}")
+        stores = {s.name for s in self.shopify_stores}
+        for m in self.marketplaces:
+            if m.shopify_store is not None and m.shopify_store not in stores:
+                raise ValueError(f"marketplace {m.code!r} names shopify_store {m.shopify_store!r}; known: {sorted(stores)}")
+        return self
+
+    def marketplace(self, code: str) -> MarketplaceConfig:
+        for m in self.marketplaces:
+            if m.code == code:
+                return m
+        raise KeyError(f"no marketplace {code!r} in the configuration; known: {[m.code for m in self.marketplaces]}")
+
+    def store_for(self, marketplace: MarketplaceConfig) -> ShopifyStoreConfig:
+        name = marketplace.shopify_store or self.shopify_stores[0].name
+        return next(s for s in self.shopify_stores if s.name == name)
+
+    def ledger_url(self) -> str:
+        return os.environ.get(self.ledger_url_env) or self.ledger_default_url
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"invalid configuration file {path}:"]
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+        lines.append(f"  - {where}: {e['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: object, source: Path) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, source)) from None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
+    return parse_settings(data, path)
+
+
+@lru_cache(maxsize=4)
+def cached_settings(path: str | None = None) -> Settings:
+    return load_settings(path)
+
+
+__all__ = [
+    "AcceptanceConfig", "ConfigError", "MarketplaceConfig", "OrderImportConfig", "ScheduleConfig",
+    "Settings", "ShopifyStoreConfig", "cached_settings", "load_settings", "parse_settings",
+]

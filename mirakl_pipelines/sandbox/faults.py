@@ -1,0 +1,116 @@
+"""Fault injection for the sandbox servers: latency, 5xx, 429 bursts and dropped connections.
+
+An ASGI middleware wraps each simulator. The knobs live in a `Faults` object that tests change
+directly and the demo changes over HTTP (`GET/POST /_sandbox/faults`). Faults apply to API
+routes only, never to the `/_sandbox/...` control routes.
+"""
+
+import asyncio
+import json
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0  # added to every API response
+    error_5xx_rate: float = 0.0  # share of API requests answered 503
+    burst_429: int = 0  # the next N API requests are answered 429 + Retry-After
+    retry_after_seconds: int = 1
+    drop_rate: float = 0.0  # share of API requests whose connection is closed with no response
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def update(self, **knobs: object) -> None:
+        allowed = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(knobs) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault knob(s) {sorted(unknown)}; known: {sorted(allowed)}")
+        with self._lock:
+            for name, value in knobs.items():
+                setattr(self, name, type(getattr(self, name))(value))
+            if "seed" in knobs:
+                self._rng.seed(self.seed)
+
+    def reset(self) -> None:
+        self.update(latency_ms=0.0, error_5xx_rate=0.0, burst_429=0, drop_rate=0.0)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+    def draw(self) -> str | None:
+        """Decide the fate of one API request: None (serve it), '429', '5xx' or 'drop'."""
+        with self._lock:
+            if self.burst_429 > 0:
+                self.burst_429 -= 1
+                return "429"
+            roll = self._rng.random()
+            if roll < self.drop_rate:
+                return "drop"
+            if roll < self.drop_rate + self.error_5xx_rate:
+                return "5xx"
+        return None
+
+
+class _DropConnection(Exception):
+    """Raised inside the ASGI app so uvicorn closes the socket without writing a response."""
+
+
+class FaultMiddleware:
+    def __init__(self, app, faults: Faults, error_body: bytes = b'{"status": 503, "message": "Service Unavailable"}'):
+        self.app = app
+        self.faults = faults
+        self.error_body = error_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path.startswith("/_sandbox/faults"):
+            return await self._control(scope, receive, send)
+        if path.startswith("/_sandbox"):
+            return await self.app(scope, receive, send)
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        fate = self.faults.draw()
+        if fate == "drop":
+            # Start a response and die mid-way: uvicorn then closes the socket, as a dropped link would.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            raise _DropConnection(f"sandbox fault: dropped connection on {path}")
+        if fate == "429":
+            return await _respond(
+                send, 429, b'{"status": 429, "message": "Too Many Requests"}',
+                [(b"retry-after", str(self.faults.retry_after_seconds).encode())],
+            )
+        if fate == "5xx":
+            return await _respond(send, 503, self.error_body)
+        return await self.app(scope, receive, send)
+
+    async def _control(self, scope, receive, send):
+        if scope["method"] == "POST":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            try:
+                self.faults.update(**json.loads(body or b"{}"))
+            except (ValueError, TypeError) as e:
+                return await _respond(send, 400, json.dumps({"status": 400, "message": str(e)}).encode())
+        return await _respond(send, 200, json.dumps(self.faults.as_dict()).encode())
+
+
+async def _respond(send, status: int, body: bytes, headers: list | None = None) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        + (headers or []),
+    })
+    await send({"type": "http.response.body", "body": body})
