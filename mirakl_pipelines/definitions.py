@@ -1,0 +1,36 @@
+"""The one Definitions object: built from the marketplace configuration file."""
+
+import os
+
+import dagster as dg
+
+from mirakl_pipelines.config import CONFIG_ENV_VAR, Settings, load_settings
+from mirakl_pipelines.defs.alerts import build_run_failure_sensor
+from mirakl_pipelines.defs.orders.assets import build_order_assets
+from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_orders_job
+from mirakl_pipelines.defs.partitions import daily_by_marketplace
+from mirakl_pipelines.defs.resources import build_resources
+
+# Sandbox runs only: shrink Mirakl's documented call intervals (the sandbox is told the same scale).
+RATE_LIMIT_SCALE_ENV = "MIRAKL_PIPELINES_RATE_LIMIT_SCALE"
+
+
+def build_definitions(settings: Settings, config_path: str | None = None, rate_limit_scale: float = 1.0) -> dg.Definitions:
+    partitions = daily_by_marketplace(settings)
+    order_assets = build_order_assets(partitions)
+    orders_job = build_orders_job(order_assets, partitions)
+    return dg.Definitions(
+        assets=order_assets,
+        jobs=[orders_job],
+        schedules=build_order_schedules(settings, orders_job),
+        sensors=[build_run_failure_sensor(settings)],
+        resources=build_resources(settings, config_path, rate_limit_scale),
+    )
+
+
+def _load() -> dg.Definitions:
+    path = os.environ.get(CONFIG_ENV_VAR)
+    return build_definitions(load_settings(path), path, float(os.environ.get(RATE_LIMIT_SCALE_ENV, "1")))
+
+
+defs = _load()

@@ -1,0 +1,156 @@
+"""Order assets, partitioned by day × marketplace.
+
+- `mirakl_orders`: the Mirakl orders updated in the fetch window, merged into the day's parquet
+  (kept raw so a mapping fix can be replayed without calling Mirakl again).
+- `shopify_orders`: the day's orders decided in Mirakl (OR21) and created in Shopify, with the
+  ledger as memory and asset checks on what operators must watch.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+
+from mirakl_pipelines.config import Settings
+from mirakl_pipelines.defs.alerts import Alerts
+from mirakl_pipelines.defs.io import read_partition, write_partition
+from mirakl_pipelines.defs.orders import raw_dataset
+from mirakl_pipelines.defs.orders.checks import ORDER_CHECK_SPECS, evaluate_order_checks
+from mirakl_pipelines.defs.orders.importer import OrderBatch
+from mirakl_pipelines.defs.partitions import split_partition_key
+from mirakl_pipelines.defs.resources import (
+    LedgerResource,
+    MiraklResource,
+    SettingsResource,
+    ShopifyResource,
+    WarehouseResource,
+)
+from mirakl_pipelines.sync.windows import fetch_window
+
+# Run tag asking for the partition's whole day (close-out runs); past days are always fetched whole.
+FULL_DAY_TAG = "mirakl_pipelines/full_day"
+FLOW = "orders"
+
+API_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _full_day(context: dg.AssetExecutionContext, day: date, now: datetime) -> bool:
+    return context.run.tags.get(FULL_DAY_TAG) == "true" or day < now.date()
+
+
+def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions,
+        group_name="orders",
+        kinds={"mirakl", "parquet"},
+        pool="mirakl_api",
+        retry_policy=API_RETRY,
+        description="Mirakl orders (OR11) updated in the partition's day, as received; one parquet file per day and marketplace.",
+    )
+    def mirakl_orders(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        ledger: LedgerResource,
+        warehouse: WarehouseResource,
+        mirakl: MiraklResource,
+    ) -> dg.MaterializeResult:
+        cfg: Settings = settings.load()
+        day, code = split_partition_key(context)
+        marketplace = cfg.marketplace(code)
+        now = _utcnow()
+        full_day = _full_day(context, day, now)
+        with ledger.open() as lg:
+            watermark = None if full_day else lg.get_watermark(FLOW, code, day)
+            start, end = fetch_window(
+                day, now, watermark, timedelta(minutes=marketplace.schedule.lookback_minutes), full_day=full_day
+            )
+            with mirakl.client(cfg, code, budget=lg) as client:
+                fresh = client.list_orders(updated_from=start, updated_to=end, tax_mode=marketplace.orders.tax_mode)
+                calls = sum(client.calls.values())
+            existing = raw_dataset.from_table(
+                read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
+            )
+            merged, new, updated = raw_dataset.merge(existing, fresh)
+            path = write_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.to_table(merged))
+            lg.set_watermark(FLOW, code, day, end)
+        context.log.info("%s %s: fetched %d orders in [%s, %s), %d new, %d updated", code, day, len(fresh), start, end, new, updated)
+        return dg.MaterializeResult(
+            metadata={
+                "fetched": len(fresh),
+                "new": new,
+                "updated": updated,
+                "dagster/row_count": len(merged),
+                "window_start": dg.MetadataValue.timestamp(start),
+                "window_end": dg.MetadataValue.timestamp(end),
+                "full_day": full_day,
+                "mirakl_calls": calls,
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
+
+    @dg.asset(
+        partitions_def=partitions,
+        group_name="orders",
+        kinds={"shopify", "mirakl"},
+        deps=[mirakl_orders],
+        pool="shopify_api",
+        retry_policy=API_RETRY,
+        check_specs=ORDER_CHECK_SPECS,
+        description=(
+            "The day's Mirakl orders accepted in Mirakl (OR21) per the marketplace's acceptance mode and created in "
+            "Shopify (orderCreate) once paid; each linked in the ledger, bad ones in the exception queue."
+        ),
+    )
+    def shopify_orders(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        ledger: LedgerResource,
+        warehouse: WarehouseResource,
+        mirakl: MiraklResource,
+        shopify: ShopifyResource,
+    ) -> dg.MaterializeResult:
+        cfg: Settings = settings.load()
+        day, code = split_partition_key(context)
+        marketplace = cfg.marketplace(code)
+        store = cfg.store_for(marketplace)
+        orders = raw_dataset.from_table(
+            read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
+        )
+        with ledger.open() as lg, mirakl.client(cfg, code, budget=lg) as mk, shopify.client(cfg, store.name) as sh:
+            batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log)
+            report = batch.run(orders)
+            checks = evaluate_order_checks(lg, marketplace, _utcnow())
+            api_calls = {"mirakl": sum(mk.calls.values()), "shopify": sum(sh.calls.values()), "shopify_cost": sh.cost_spent}
+        return dg.MaterializeResult(
+            metadata={
+                "orders_in_day": report.considered,
+                "eligible": report.eligible,
+                "imported": report.imported,
+                "recovered": report.recovered,
+                "already_imported": report.already_imported,
+                "accepted": report.accepted,
+                "refused": report.refused,
+                "left_for_operator": report.left_for_operator,
+                "acceptance_failed": report.acceptance_failed,
+                "failed": report.failed,
+                "skipped": dg.MetadataValue.json(dict(report.skipped)),
+                "api_calls": dg.MetadataValue.json(api_calls),
+                "imported_orders": _preview(report.imported_orders),
+            },
+            check_results=checks,
+        )
+
+    return [mirakl_orders, shopify_orders]
+
+
+def _preview(rows: list[dict]) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("_no order imported in this run_")
+    lines = ["| Mirakl order | Shopify order |", "|---|---|"]
+    lines += [f"| {r['mirakl_order_id']} | [{r['shopify_order']}]({r['url']}) |" for r in rows[:50]]
+    if len(rows) > 50:
+        lines.append(f"| … {len(rows) - 50} more | |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,0 +1,172 @@
+"""The demo: two sandbox Mirakl marketplaces and a sandbox Shopify store on 127.0.0.1, a scenario
+placing orders, and the Dagster UI (webserver + daemon, schedules running) on an embedded SQLite
+instance. Everything it writes stays under its work directory; Ctrl-C stops every process it started.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+
+from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT
+from mirakl_pipelines.definitions import RATE_LIMIT_SCALE_ENV
+from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
+from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
+from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings
+from mirakl_pipelines.sandbox.server import RunningServer, serve_in_thread
+from mirakl_pipelines.sandbox.shopify.app import create_shopify_app
+from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, StoreSettings
+
+CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
+DEMO_MARKETPLACES = {
+    "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False),
+    "leroymerlin_fr": dict(name="Leroy Merlin FR (sandbox)", window_hours=120, refuse_unservable=True),
+}
+
+
+@dataclass
+class Sandbox:
+    """The running simulators, their servers and the scenario."""
+
+    sims: dict[str, MarketplaceSim]
+    store: ShopifyStore
+    scenario: Scenario
+    servers: dict[str, RunningServer]
+    secrets: dict[str, str]
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def start_scenario(self, interval: float = 1.0) -> threading.Thread:
+        thread = threading.Thread(target=self.scenario.run, args=(self.stop_event, interval), name="scenario", daemon=True)
+        thread.start()
+        return thread
+
+    def settings_dict(self, workdir: Path, cron: str = "* * * * *") -> dict:
+        """The pipelines' configuration for this sandbox (what a real deployment writes by hand)."""
+        return {
+            "partitions_start_date": "2026-01-01",
+            "ledger_url_env": "MIRAKL_PIPELINES_LEDGER_URL",
+            "ledger_default_url": f"sqlite:///{workdir / 'ledger.sqlite'}",
+            "warehouse_path": str(workdir / "warehouse"),
+            "shopify_stores": [{
+                "name": "sandbox", "shop_url": self.servers["shopify"].url, "access_token_env": "SANDBOX_SHOPIFY_TOKEN",
+                "webhook_secret_env": "SANDBOX_SHOPIFY_WEBHOOK_SECRET", "currency": "EUR",
+            }],
+            "marketplaces": [{
+                "code": code, "name": spec["name"], "base_url": self.servers[code].url,
+                "api_key_env": f"SANDBOX_{code.upper()}_API_KEY", "currency": "EUR",
+                "orders": {"states": ["SHIPPING"], "tags": ["mirakl", "sandbox"]},
+                "acceptance": {"mode": "auto", "window_hours": spec["window_hours"], "refuse_unservable": spec["refuse_unservable"]},
+                "schedule": {"cron": cron, "lookback_minutes": 120},
+            } for code, spec in DEMO_MARKETPLACES.items()],
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SANDBOX_SHOPIFY_TOKEN": self.secrets["shopify"],
+            "SANDBOX_SHOPIFY_WEBHOOK_SECRET": self.secrets["webhook"],
+            **{f"SANDBOX_{code.upper()}_API_KEY": self.secrets[code] for code in self.sims},
+        }
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for server in self.servers.values():
+            server.stop()
+
+
+def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scale: float = 1.0,
+                  debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3) -> Sandbox:
+    keys = {code: f"sandbox-{code}-{secrets.token_hex(8)}" for code in DEMO_MARKETPLACES}
+    keys["shopify"] = f"shpat_{secrets.token_hex(16)}"
+    keys["webhook"] = secrets.token_hex(16)
+    sims = {
+        code: MarketplaceSim(MarketplaceSettings(
+            code=code, api_key=keys[code], acceptance_window=timedelta(hours=spec["window_hours"]),
+            debit_delay=debit_delay, rate_limit_scale=rate_limit_scale,
+        ))
+        for code, spec in DEMO_MARKETPLACES.items()
+    }
+    store = ShopifyStore.from_catalogue_file(CATALOGUE, StoreSettings(access_token=keys["shopify"]))
+    catalogue = yaml.safe_load(CATALOGUE.read_text())
+    scenario = Scenario(sims, catalogue, ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute))
+    servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
+    servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
+    scenario.seed_backlog(backlog)
+    return Sandbox(sims, store, scenario, servers, keys)
+
+
+def _print_urls(sandbox: Sandbox, extra: dict[str, str]) -> None:
+    print("mirakl-pipelines sandbox is up:")
+    for name, server in sandbox.servers.items():
+        print(f"  {name:<16} {server.url}")
+    for name, url in extra.items():
+        print(f"  {name:<16} {url}")
+    sys.stdout.flush()
+
+
+def _wait_for_signal(child: subprocess.Popen | None = None) -> None:
+    """Block until Ctrl-C / SIGTERM, or until `child` exits."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if child is not None and child.poll() is not None:
+            return
+
+
+def run_sandbox_only(seed: int, orders_per_minute: float, workdir: str) -> int:
+    sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
+    sandbox.start_scenario()
+    _print_urls(sandbox, {})
+    try:
+        _wait_for_signal()
+    finally:
+        sandbox.stop()
+    return 0
+
+
+def _stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> int:
+    work = (Path(workdir) if Path(workdir).is_absolute() else PROJECT_ROOT / workdir).resolve()
+    dagster_home = work / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    # Embedded instance: SQLite under DAGSTER_HOME, no services needed.
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
+    config_path = work / "marketplaces.yaml"
+    config_path.write_text(yaml.safe_dump(sandbox.settings_dict(work), sort_keys=False))
+    env = {**os.environ, **sandbox.env(), CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(dagster_home),
+           RATE_LIMIT_SCALE_ENV: "1"}
+    sandbox.start_scenario()
+    dagster = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        env=env, cwd=PROJECT_ROOT, start_new_session=True,
+    )
+    _print_urls(sandbox, {"dagster UI": f"http://127.0.0.1:{port}", "config": str(config_path)})
+    try:
+        _wait_for_signal(dagster)
+        if dagster.poll() is not None:
+            print(f"dagster dev exited with {dagster.returncode}", file=sys.stderr)
+            return dagster.returncode or 1
+        return 0
+    finally:
+        _stop_process_group(dagster)
+        sandbox.stop()
+        time.sleep(0.1)

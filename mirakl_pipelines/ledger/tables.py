@@ -1,0 +1,103 @@
+"""The ledger's tables (SQLAlchemy Core). One MetaData: the schema module creates and upgrades it.
+
+Adding a flow's state (fulfilment pushes, refund links, stock pushes, webhook inbox) means adding
+its Table here; columns added later to an existing table must be nullable or carry a
+server_default so that ``schema.ensure_schema`` can add them to existing databases.
+"""
+
+import sqlalchemy as sa
+
+from mirakl_pipelines.ledger.timestamps import UtcDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+)
+
+# One row per (marketplace, Mirakl order): what Mirakl said last, and what we did about it.
+order_links = sa.Table(
+    "order_links",
+    metadata,
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("mirakl_order_id", sa.String(128), primary_key=True),
+    sa.Column("commercial_id", sa.String(128)),
+    sa.Column("mirakl_state", sa.String(64)),
+    sa.Column("eligible", sa.Boolean, nullable=False),
+    sa.Column("skip_reason", sa.Text),
+    sa.Column("import_state", sa.String(16), nullable=False),
+    sa.Column("shopify_order_id", sa.String(128)),
+    sa.Column("shopify_order_name", sa.String(64)),
+    sa.Column("shopify_legacy_id", sa.String(64)),
+    sa.Column("acceptance_state", sa.String(16), nullable=False),
+    sa.Column("mirakl_created_at", UtcDateTime),
+    sa.Column("mirakl_updated_at", UtcDateTime),
+    sa.Column("acceptance_deadline", UtcDateTime),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False),
+    sa.Column("eligible_since", UtcDateTime),
+    sa.Column("imported_at", UtcDateTime),
+    sa.Column("accepted_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "marketplace", "import_state", "eligible_since"),
+    sa.Index(None, "marketplace", "mirakl_state", "acceptance_state"),
+    # Webhooks arrive with the Shopify id and must find the Mirakl order.
+    sa.Index(None, "shopify_order_id"),
+)
+
+# Things a person must act on. At most one OPEN row per (marketplace, kind, record); resolved rows stay as history.
+exception_queue = sa.Table(
+    "exception_queue",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("marketplace", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("occurrences", sa.Integer, nullable=False),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime),
+)
+OPEN_EXCEPTION_WHERE = exception_queue.c.status == "open"
+sa.Index(
+    "uq_exception_queue_open",
+    exception_queue.c.marketplace,
+    exception_queue.c.kind,
+    exception_queue.c.record_id,
+    unique=True,
+    sqlite_where=OPEN_EXCEPTION_WHERE,
+    postgresql_where=OPEN_EXCEPTION_WHERE,
+)
+sa.Index(None, exception_queue.c.status, exception_queue.c.marketplace)
+
+# End of the last successful fetch window per flow, marketplace and partition day.
+sync_watermarks = sa.Table(
+    "sync_watermarks",
+    metadata,
+    sa.Column("flow", sa.String(64), primary_key=True),
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Next booked call slot per budget key (epoch seconds), shared by every process using the ledger.
+call_budget = sa.Table(
+    "call_budget",
+    metadata,
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("last_slot", sa.Double, nullable=False),
+)

@@ -1,0 +1,373 @@
+"""httpx client for the Mirakl seller (shop) API: orders (OR11/OR21/OR23/OR24) and carriers (SH21).
+
+What it guarantees to its callers (the order and fulfilment assets, the benchmarks):
+- the documented call frequency is never exceeded: each listing or write books a slot in a
+  CallBudget first, waits for it up to ``max_wait``, else raises CallBudgetExceeded unsent;
+- transient failures (5xx, timeouts, dropped connections, 429) are retried with bounded,
+  jittered exponential backoff, 429 after its Retry-After; other 4xx fail at once, typed;
+- money is read as Decimal from the JSON text, never through float;
+- a malformed order does not lose its page: it is left out of the result and recorded in
+  ``client.rejected`` (reset by each ``list_orders``) for the caller's exception queue.
+
+``rate_limit_scale`` compresses the API's time axis as the sandbox does: call intervals,
+Retry-After and backoff are all multiplied by it, so tests run the real pacing in milliseconds.
+"""
+
+import collections
+import json
+import logging
+import random
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from importlib import metadata
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from mirakl_pipelines.mirakl.budget import CallBudget, InMemoryBudget, min_interval
+from mirakl_pipelines.mirakl.errors import (
+    CallBudgetExceeded,
+    MiraklInvalidState,
+    MiraklRateLimited,
+    MiraklResponseError,
+    MiraklServerError,
+    parse_error,
+)
+from mirakl_pipelines.mirakl.models import MiraklOrder
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 100  # the de-facto cap of offset pagination (NOTES §2.4)
+MAX_IDS_PER_CALL = 100  # "The limit of 100 is exceeded for the parameter" (NOTES §2.3)
+# Slots are booked a little further apart than documented: Mirakl measures the interval between
+# arrivals, the budget between reservations, and request latency would otherwise land a call early.
+BUDGET_MARGIN = 0.05
+# States an order reaches only after OR24: "Current status is <one of these>" means a previous OR24 worked.
+ALREADY_SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("mirakl_pipelines")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+USER_AGENT = f"mirakl-pipelines/{_package_version()}"
+
+
+class Carrier(BaseModel):
+    """A carrier of the marketplace (SH21); codes differ per marketplace."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    label: str
+    standard_code: Optional[str] = None
+    tracking_url: Optional[str] = None  # template with {trackingId}
+
+
+def _format_datetime(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds, as Mirakl writes it (a naive datetime is taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+class MiraklClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        shop_id: Optional[int] = None,
+        persona: str = "default",
+        budget: Optional[CallBudget] = None,
+        rate_limit_scale: float = 1.0,
+        max_wait: float = 120.0,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        transport: Optional[httpx.BaseTransport] = None,
+        marketplace: str = "",
+        backoff_base: Optional[float] = None,
+        backoff_max: Optional[float] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not api_key:
+            raise ValueError(f"Mirakl API key for {marketplace or base_url} is empty")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        min_interval("OR11", persona, rate_limit_scale)  # validates persona and scale now, not at first call
+        self.base_url = base_url.rstrip("/")
+        self.shop_id = shop_id
+        self.persona = persona
+        self.budget: CallBudget = budget if budget is not None else InMemoryBudget()
+        self.rate_limit_scale = rate_limit_scale
+        self.max_wait = max_wait
+        self.max_retries = max_retries
+        self.marketplace = marketplace
+        # Backoff: base·2^n seconds with full jitter, capped; both follow the time scale by default.
+        self.backoff_base = backoff_base if backoff_base is not None else 0.5 * rate_limit_scale
+        self.backoff_max = backoff_max if backoff_max is not None else 30.0 * rate_limit_scale
+        self._sleep = sleep
+        self._random = random.Random()
+        self.calls: collections.Counter = collections.Counter()
+        self._calls_lock = threading.Lock()
+        self.rejected: list[tuple[str | int, str]] = []
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": api_key, "Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"MiraklClient({self.base_url!r}, marketplace={self.marketplace!r}, shop_id={self.shop_id})"
+
+    # ---- orders -------------------------------------------------------------------------------------
+
+    def list_orders(
+        self,
+        *,
+        updated_from: Optional[datetime] = None,
+        updated_to: Optional[datetime] = None,
+        states: Optional[Sequence[str]] = None,
+        order_ids: Optional[Sequence[str]] = None,
+        tax_mode: Optional[str] = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> list[MiraklOrder]:
+        """OR11: every order matching the filters, all pages, de-duplicated by order_id (latest update wins).
+
+        The pages of a listing are one call against the budget; each batch of 100 `order_ids` is its
+        own listing (a new query from offset 0), so it books its own slot. Orders that fail validation
+        are left out and recorded in ``self.rejected``.
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        if isinstance(order_ids, str):
+            raise ValueError(f"OR11 order_ids must be a sequence of ids, not the string {order_ids!r}")
+        if order_ids is not None and not order_ids:
+            return []
+        params: dict[str, Any] = {"sort": "dateCreated", "order": "asc"}
+        if updated_from is not None:
+            params["start_update_date"] = _format_datetime(updated_from)
+        if updated_to is not None:
+            params["end_update_date"] = _format_datetime(updated_to)
+        if states:
+            params["order_state_codes"] = ",".join(states)
+        if tax_mode:
+            params["order_tax_mode"] = tax_mode
+
+        self.rejected = []
+        latest: dict[str, MiraklOrder] = {}
+        id_batches = _batches(list(dict.fromkeys(order_ids)), MAX_IDS_PER_CALL) if order_ids else [None]
+        for batch in id_batches:
+            batch_params = dict(params, order_ids=",".join(batch)) if batch else params
+            self._await_budget("OR11")
+            for order in self._orders_pages(batch_params, page_size):
+                kept = latest.get(order.order_id)
+                if kept is None or not _older(order, kept):
+                    latest[order.order_id] = order
+        return list(latest.values())
+
+    def accept_order(self, order_id: str, decisions: Mapping[str, bool]) -> None:
+        """OR21: accept (True) or refuse (False) every line of the order in one call.
+
+        An order already decided raises MiraklInvalidState (ORDER_INVALID_STATE).
+        """
+        if not decisions:
+            raise ValueError(f"OR21 for order {order_id}: no line decisions given (Mirakl requires every line)")
+        body = {"order_lines": [{"accepted": bool(accepted), "id": line_id} for line_id, accepted in decisions.items()]}
+        self._await_budget("OR21")
+        self._send("OR21", "PUT", f"/api/orders/{_path_id(order_id)}/accept", json=body)
+
+    def update_tracking(
+        self,
+        order_id: str,
+        *,
+        carrier_code: Optional[str] = None,
+        carrier_name: Optional[str] = None,
+        carrier_url: Optional[str] = None,
+        tracking_number: Optional[str] = None,
+    ) -> None:
+        """OR23: a registered carrier goes by `carrier_code`, an unregistered one by `carrier_name` (+ url)."""
+        if not carrier_code and not carrier_name:
+            raise ValueError(f"OR23 for order {order_id}: give carrier_code (registered) or carrier_name (unregistered)")
+        fields = {
+            "carrier_code": carrier_code,
+            "carrier_name": carrier_name,
+            "carrier_url": carrier_url,
+            "tracking_number": tracking_number,
+        }
+        body = {name: value for name, value in fields.items() if value is not None}
+        self._await_budget("OR23")
+        self._send("OR23", "PUT", f"/api/orders/{_path_id(order_id)}/tracking", json=body)
+
+    def ship_order(self, order_id: str) -> bool:
+        """OR24: confirm the shipment. True when shipped now, False when Mirakl says it already was.
+
+        The empty body goes out with Content-Length: 0 (servers answer 411 to a body-less PUT).
+        """
+        self._await_budget("OR24")
+        try:
+            self._send(
+                "OR24", "PUT", f"/api/orders/{_path_id(order_id)}/ship", content=b"", headers={"Content-Length": "0"}
+            )
+        except MiraklInvalidState as error:
+            if error.current_status in ALREADY_SHIPPED_STATES:
+                log.info("Mirakl OR24 %s: already shipped (current status %s)", order_id, error.current_status)
+                return False
+            raise
+        return True
+
+    # ---- reference data -----------------------------------------------------------------------------
+
+    def list_carriers(self) -> list[Carrier]:
+        """SH21: the marketplace's carriers (documented at most once a day: cache the result)."""
+        self._await_budget("SH21")
+        data = self._send_json("SH21", "GET", "/api/shipping/carriers")
+        carriers = data.get("carriers") if isinstance(data, dict) else None
+        if not isinstance(carriers, list):
+            raise MiraklResponseError("SH21", 200, "response has no 'carriers' list", body=str(data)[:2000])
+        try:
+            return [Carrier.model_validate(item) for item in carriers]
+        except ValidationError as error:
+            raise MiraklResponseError("SH21", 200, f"malformed carrier in response: {error}") from error
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "MiraklClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals ----------------------------------------------------------------------------------
+
+    def _await_budget(self, operation: str) -> None:
+        interval = min_interval(operation, self.persona, self.rate_limit_scale) * (1 + BUDGET_MARGIN)
+        if interval <= 0:
+            return
+        key = f"{self.marketplace}:{operation}"
+        wait = self.budget.reserve(key, interval, max_wait=self.max_wait)
+        if wait > self.max_wait:
+            raise CallBudgetExceeded(operation, wait, self.max_wait, key)
+        if wait > 0:
+            log.debug("Mirakl %s: waiting %.3f s for the call budget %s", operation, wait, key)
+            self._sleep(wait)
+
+    def _orders_pages(self, params: dict[str, Any], page_size: int) -> Iterator[MiraklOrder]:
+        offset = 0
+        while True:
+            data = self._send_json("OR11", "GET", "/api/orders", params=dict(params, max=page_size, offset=offset))
+            if not isinstance(data, dict) or not isinstance(data.get("orders"), list):
+                raise MiraklResponseError("OR11", 200, "response has no 'orders' list", body=str(data)[:2000])
+            page = data["orders"]
+            for index, raw in enumerate(page, start=offset):
+                order = self._validate_order(raw, index)
+                if order is not None:
+                    yield order
+            offset += len(page)
+            total = data.get("total_count")
+            # total_count drives the loop (a server may clamp `max`, so a short page is not the end);
+            # an empty page ends it anyway, as orders can vanish while paging.
+            finished = offset >= total if isinstance(total, int) else len(page) < page_size
+            if finished or not page:
+                return
+
+    def _validate_order(self, raw: Any, index: int) -> Optional[MiraklOrder]:
+        ref: str | int = (raw.get("order_id") or index) if isinstance(raw, dict) else index
+        try:
+            return MiraklOrder.model_validate(raw)
+        except ValidationError as error:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}" for e in error.errors()
+            )
+            log.warning("Mirakl OR11: order %s rejected: %s", ref, reason)
+            self.rejected.append((ref, reason))
+            return None
+
+    def _send_json(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(operation, method, path, **kwargs)
+        try:
+            return json.loads(response.text, parse_float=Decimal)
+        except ValueError as error:
+            raise MiraklResponseError(
+                operation, response.status_code, f"response is not JSON: {error}", body=response.text[:2000]
+            ) from error
+
+    def _send(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with bounded retries; returns the 2xx response or raises a typed MiraklError."""
+        if self.shop_id is not None:
+            kwargs["params"] = dict(kwargs.get("params") or {}, shop_id=self.shop_id)
+
+        def attempt() -> httpx.Response:
+            with self._calls_lock:
+                self.calls[operation] += 1
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as error:
+                raise MiraklServerError(operation, None, f"{type(error).__name__}: {error}") from error
+            if response.is_success:
+                return response
+            raise parse_error(operation, response)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(self._should_retry),
+            wait=self._wait_before_retry,
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "Mirakl %s attempt %d failed (%s); retrying", operation, state.attempt_number, state.outcome.exception()
+            ),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _should_retry(self, error: BaseException) -> bool:
+        """5xx/transport failures and 429s are transient; other 4xx and budget refusals are final.
+
+        A 429 whose Retry-After is longer than the caller accepts (max_wait) is final too.
+        """
+        if isinstance(error, MiraklRateLimited):
+            return self._retry_after_wait(error) <= self.max_wait
+        return isinstance(error, MiraklServerError)
+
+    def _retry_after_wait(self, error: MiraklRateLimited) -> float:
+        if error.retry_after is None:
+            return 0.0
+        return error.retry_after * self.rate_limit_scale
+
+    def _wait_before_retry(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, MiraklRateLimited) and error.retry_after is not None:
+            return self._retry_after_wait(error)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return self._random.uniform(ceiling / 2, ceiling)
+
+
+def _older(candidate: MiraklOrder, kept: MiraklOrder) -> bool:
+    """True when `candidate` is strictly older than `kept` (an undated copy never replaces a dated one)."""
+    if candidate.last_updated_date is None:
+        return kept.last_updated_date is not None
+    if kept.last_updated_date is None:
+        return False
+    return candidate.last_updated_date < kept.last_updated_date
+
+
+def _path_id(order_id: str) -> str:
+    if not order_id or "/" in order_id:
+        raise ValueError(f"invalid Mirakl order id {order_id!r}")
+    return order_id

@@ -1,0 +1,201 @@
+"""The Mirakl seller API of one simulated marketplace, over HTTP (starlette), plus control routes.
+
+API routes (`/api/...`) check, in this order: a request body's framing (a PUT with neither
+Content-Length nor Transfer-Encoding gets 411, as real instances answer), the raw-key
+`Authorization` header (401), `shop_id`, the operation's call frequency (429 + Retry-After),
+then the operation itself.
+
+Error bodies use the classic MMP shape `{"status", "message"}`. Errors of an operation also carry
+Mirakl's error code (OR21 lists them; the spec does not say where they appear), both as a
+`"code"` field and at the start of the message, so a client reading either finds it.
+
+Control routes (`/_sandbox/...`) need no key and are never fault-injected; `/_sandbox/faults` is
+served by FaultMiddleware.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mirakl_pipelines.sandbox.faults import FaultMiddleware
+from mirakl_pipelines.sandbox.mirakl.orders import build_order
+from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSim, MiraklApiError
+from mirakl_pipelines.sandbox.mirakl.wire import from_json, iso, parse_datetime, to_json
+
+
+def create_mirakl_app(sim: MarketplaceSim):
+    """The ASGI app serving `sim`, wrapped in FaultMiddleware(sim.faults)."""
+    api = _Api(sim)
+    control = _Control(sim)
+    routes = [
+        Route("/api/orders", api.operation("OR11", api.list_orders), methods=["GET"]),
+        Route("/api/orders/{order_id}/accept", api.operation("OR21", api.accept), methods=["PUT"]),
+        Route("/api/orders/{order_id}/tracking", api.operation("OR23", api.tracking), methods=["PUT"]),
+        Route("/api/orders/{order_id}/ship", api.operation("OR24", api.ship), methods=["PUT"]),
+        Route("/api/shipping/carriers", api.operation("SH21", api.carriers), methods=["GET"]),
+        Route("/_sandbox/orders", control.create_order, methods=["POST"]),
+        Route("/_sandbox/orders", control.list_orders, methods=["GET"]),
+        Route("/_sandbox/orders/{order_id}", control.get_order, methods=["GET"]),
+        Route("/_sandbox/orders/{order_id}/pay", control.event(sim.pay), methods=["POST"]),
+        Route("/_sandbox/orders/{order_id}/fail_payment", control.event(sim.fail_payment), methods=["POST"]),
+        Route("/_sandbox/orders/{order_id}/cancel", control.event(sim.cancel), methods=["POST"]),
+        Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
+        Route("/_sandbox/stats", control.stats, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return FaultMiddleware(app, sim.faults)
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(to_json(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, message: str, code: str | None = None, headers: dict | None = None) -> Response:
+    body = {"status": status, "message": f"{code}: {message}" if code else message}
+    if code:
+        body["code"] = code
+    return json_response(body, status, headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    # Unknown paths and wrong methods get the classic JSON body too, not starlette's plain text.
+    return error_response(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+
+
+class _Api:
+    def __init__(self, sim: MarketplaceSim):
+        self.sim = sim
+
+    def operation(self, code: str, handler: Callable[[Request], Awaitable[Response]]):
+        sim = self.sim
+
+        async def endpoint(request: Request) -> Response:
+            if request.method in {"PUT", "POST"} and not (
+                "content-length" in request.headers or "transfer-encoding" in request.headers
+            ):
+                return error_response(411, "Length Required")
+            if request.headers.get("authorization") != sim.settings.api_key:
+                return error_response(401, "Unauthorized: send the shop API key, raw, in the Authorization header")
+            shop_id = request.query_params.get("shop_id")
+            if shop_id is not None:
+                if not shop_id.isdigit():
+                    return error_response(400, f"Invalid value {shop_id} for the parameter : shop_id (an integer)")
+                if sim.settings.shop_id is not None and int(shop_id) != sim.settings.shop_id:
+                    return error_response(403, f"Forbidden: this API key has no access to shop {shop_id}")
+            # OR11: only a listing's first page counts against "once per minute"; later pages are free.
+            counts = code != "OR11" or request.query_params.get("offset", "0") in {"", "0"}
+            retry_after = sim.admit(code, counts_for_limit=counts)
+            if retry_after is not None:
+                return error_response(
+                    429, f"Too Many Requests: {code} is limited by its maximum call frequency; retry in {retry_after} s",
+                    headers={"Retry-After": str(retry_after)},
+                )
+            try:
+                return await handler(request)
+            except MiraklApiError as e:
+                return error_response(e.status, e.message, e.code)
+
+        return endpoint
+
+    async def list_orders(self, request: Request) -> Response:
+        return json_response(self.sim.list_orders(request.query_params))
+
+    async def accept(self, request: Request) -> Response:
+        self.sim.accept(request.path_params["order_id"], await _body(request))
+        return Response(status_code=204)
+
+    async def tracking(self, request: Request) -> Response:
+        self.sim.update_tracking(request.path_params["order_id"], await _body(request))
+        return Response(status_code=204)
+
+    async def ship(self, request: Request) -> Response:
+        self.sim.ship(request.path_params["order_id"])
+        return Response(status_code=204)
+
+    async def carriers(self, request: Request) -> Response:
+        return json_response(self.sim.list_carriers())
+
+
+async def _body(request: Request):
+    try:
+        return from_json(await request.body(), f"{request.method} {request.url.path}")
+    except ValueError as e:
+        raise MiraklApiError(400, "VALIDATION_ERROR", str(e)) from None
+
+
+class _Control:
+    """Operator-side events and inspection for tests, the demo and the scenario driver."""
+
+    def __init__(self, sim: MarketplaceSim):
+        self.sim = sim
+
+    async def create_order(self, request: Request) -> Response:
+        """Body: build_order's keyword arguments as JSON (order_id and created optional), plus `never_pay`."""
+        try:
+            kwargs = from_json(await request.body(), "POST /_sandbox/orders")
+            if not isinstance(kwargs, dict):
+                raise ValueError("POST /_sandbox/orders: the body must be a JSON object of build_order arguments")
+            never_pay = bool(kwargs.pop("never_pay", False))
+            if not kwargs.get("order_id"):
+                kwargs["order_id"] = self.sim.new_order_id()
+            created = kwargs.get("created")
+            kwargs["created"] = parse_datetime(created, "created") if created else self.sim.now()
+            for name in ("shipping_price", "tax_rate", "commission_rate"):
+                if isinstance(kwargs.get(name), str):
+                    kwargs[name] = Decimal(kwargs[name])
+            order = self.sim.add_order(build_order(**kwargs), never_pay=never_pay)
+        except TypeError as e:  # an unknown keyword argument
+            return error_response(400, f"POST /_sandbox/orders: {e}")
+        except (ValueError, ArithmeticError) as e:
+            return error_response(400, str(e))
+        return json_response(order, 201)
+
+    async def list_orders(self, request: Request) -> Response:
+        return json_response({"orders": self.sim.orders()})
+
+    async def get_order(self, request: Request) -> Response:
+        try:
+            return json_response(self.sim.get_order(request.path_params["order_id"]))
+        except KeyError as e:
+            return error_response(404, e.args[0])
+
+    def event(self, action: Callable[[str], dict]):
+        async def endpoint(request: Request) -> Response:
+            try:
+                return json_response(action(request.path_params["order_id"]))
+            except KeyError as e:
+                return error_response(404, e.args[0])
+            except ValueError as e:
+                return error_response(409, str(e))
+
+        return endpoint
+
+    async def clock(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = from_json(await request.body(), "POST /_sandbox/clock")
+                seconds = body.get("advance_seconds") if isinstance(body, dict) else None
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, Decimal)) or seconds < 0:
+                    raise ValueError(f'POST /_sandbox/clock: expected {{"advance_seconds": <number >= 0>}} (got {body!r})')
+                self.sim.advance(timedelta(seconds=float(seconds)))
+            except ValueError as e:
+                return error_response(400, str(e))
+        return json_response({"now": iso(self.sim.now())})
+
+    async def stats(self, request: Request) -> Response:
+        states: dict[str, int] = {}
+        for order in self.sim.orders():
+            states[order["order_state"]] = states.get(order["order_state"], 0) + 1
+        return json_response({
+            "calls": dict(self.sim.calls),
+            "rejected_429": dict(self.sim.rejected),
+            "orders_by_state": states,
+            "now": iso(self.sim.now()),
+        })
+

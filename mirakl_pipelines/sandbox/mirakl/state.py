@@ -1,0 +1,552 @@
+"""One Mirakl marketplace's orders and their state machine (NOTES §4), independent of HTTP.
+
+How payment is modelled (PAY_ON_ACCEPTANCE): accepting an order puts it in WAITING_DEBIT and
+schedules the customer's debit `debit_delay` later; when it is due the order goes to SHIPPING with
+`customer_debited_date` set. `pay()` debits at once; `fail_payment()` makes the debit fail, which
+cancels the order (PA01 REFUSED); an order added with `never_pay=True` stays in WAITING_DEBIT
+until `pay()` or `cancel()`. Other workflows go straight to SHIPPING, not debited.
+
+Mixed acceptance: refused lines go to REFUSED; the order follows its accepted lines, and its
+amounts stay as built (the spec says nothing about re-totalling).
+
+Every transition stamps `last_updated_date` (order and changed lines) with the moment it happened,
+which is the due time for timed transitions, so OR11 update-date windows see it where it belongs.
+"""
+
+import collections
+import copy
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+from mirakl_pipelines.sandbox.faults import Faults
+from mirakl_pipelines.sandbox.mirakl.carriers import default_carriers, tracking_url
+from mirakl_pipelines.sandbox.mirakl.orders import (
+    ACCEPTED_STATES, ORDER_STATES, PAYMENT_WORKFLOWS, TAX_MODES, in_tax_mode, refresh_flags,
+)
+from mirakl_pipelines.sandbox.mirakl.ratelimits import CallFrequencyLimiter
+from mirakl_pipelines.sandbox.mirakl.wire import parse_datetime
+
+ORDER_IDS_LIMIT = 100
+DEFAULT_PAGE_SIZE = 10  # Mirakl's default `max`, which bit real connectors (stripe-mirakl-connector#48)
+MAX_PAGE_SIZE = 100  # nobody documents the ceiling; larger values are clamped (NOTES §2.4)
+
+
+@dataclass
+class MarketplaceSettings:
+    code: str = "sandbox_fr"
+    api_key: str = "sandbox-key"
+    shop_id: int | None = None
+    acceptance_window: timedelta = timedelta(days=3)  # auto-refusal after this (acceptance_decision_date stays null)
+    debit_delay: timedelta = timedelta(seconds=30)  # WAITING_DEBIT -> SHIPPING for paid orders
+    hide_addresses_before_acceptance: bool = False  # customer addresses null until accepted
+    partial_acceptance: bool = True  # False -> ORDER_PARTIAL_ACCEPTANCE_DISABLED on mixed decisions
+    accepts_unregistered_carriers: bool = True
+    rate_limit_scale: float = 1.0  # multiply every documented min interval (tests use ~0.001)
+    update_date_slack: timedelta = timedelta(seconds=60)  # OR11 start_update_date: Mirakl subtracts a delta
+    carriers: list[dict] = field(default_factory=default_carriers)
+
+
+class MiraklApiError(Exception):
+    """An API error as Mirakl answers it: HTTP status, error code (OR21's list, or our own), message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class MarketplaceSim:
+    def __init__(
+        self,
+        settings: MarketplaceSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ):
+        self.settings = settings or MarketplaceSettings()
+        self.faults = Faults()
+        self.calls: collections.Counter = collections.Counter()  # served calls per operation code
+        self.rejected: collections.Counter = collections.Counter()  # calls answered 429 by the frequency limits
+        self._clock = clock or _utc_now
+        self._offset = timedelta(0)
+        self._orders: dict[str, dict] = {}
+        self._meta: dict[str, dict] = {}
+        self._next_id = 0
+        self._lock = threading.RLock()
+        limiter_args = {"monotonic": monotonic} if monotonic else {}
+        self.limiter = CallFrequencyLimiter(self.settings.rate_limit_scale, **limiter_args)
+
+    # ---- clock -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        moment = self._clock()
+        if moment.tzinfo is None:
+            raise ValueError(f"the sandbox clock returned a naive datetime {moment!r}; it must be tz-aware")
+        return (moment + self._offset).astimezone(timezone.utc)
+
+    def advance(self, delta: timedelta) -> None:
+        if delta < timedelta(0):
+            raise ValueError(f"the sandbox clock only moves forward (got {delta})")
+        with self._lock:
+            self._offset += delta
+        self.tick()
+
+    def tick(self) -> None:
+        """Apply every time-based transition that is due: auto-refusal and debits."""
+        with self._lock:
+            now = self.now()
+            for order_id, order in self._orders.items():
+                meta = self._meta[order_id]
+                if order["order_state"] == "WAITING_ACCEPTANCE":
+                    due = order["created_date"] + self.settings.acceptance_window
+                    if now >= due:
+                        self._auto_refuse(order, due)
+                elif order["order_state"] == "WAITING_DEBIT" and meta["debit_due"] and now >= meta["debit_due"]:
+                    if meta["payment_failed"]:
+                        self._cancel(order, meta["debit_due"], reason="PAYMENT_REFUSED")
+                    elif not meta["never_pay"]:
+                        self._debit(order, meta["debit_due"])
+
+    # ---- operator / customer side ------------------------------------------------------------
+
+    def new_order_id(self) -> str:
+        with self._lock:
+            self._next_id += 1
+            return f"{self.settings.code.upper()}-{self._next_id:06d}-A"
+
+    def add_order(self, order: dict, *, never_pay: bool = False) -> dict:
+        """Store a full OR11-shaped order (see build_order) and return it."""
+        order_id = order.get("order_id")
+        if not order_id:
+            raise ValueError("the order has no order_id; build it with build_order()")
+        with self._lock:
+            if order_id in self._orders:
+                raise ValueError(f"order {order_id!r} already exists in marketplace {self.settings.code!r}")
+            stored = copy.deepcopy(order)
+            self._orders[order_id] = stored
+            self._meta[order_id] = {
+                "never_pay": never_pay,
+                "payment_failed": False,
+                "debit_due": None,
+                "accepted": stored["order_state"] in ACCEPTED_STATES,
+            }
+            if stored["order_state"] == "WAITING_DEBIT" and stored.get("payment_workflow") == "PAY_ON_ACCEPTANCE":
+                self._meta[order_id]["debit_due"] = (stored["acceptance_decision_date"] or stored["created_date"]) + self.settings.debit_delay
+            result = copy.deepcopy(stored)
+        self.tick()
+        return result
+
+    def get_order(self, order_id: str) -> dict:
+        """The internal full view (addresses included); KeyError if unknown."""
+        self.tick()
+        with self._lock:
+            if order_id not in self._orders:
+                raise KeyError(f"no order {order_id!r} in marketplace {self.settings.code!r}")
+            return copy.deepcopy(self._orders[order_id])
+
+    def orders(self) -> list[dict]:
+        self.tick()
+        with self._lock:
+            return [copy.deepcopy(o) for o in self._sorted(self._orders.values())]
+
+    def pay(self, order_id: str) -> dict:
+        """The customer's debit succeeds now (PA01 OK): a WAITING_DEBIT order goes to SHIPPING."""
+        self.tick()
+        with self._lock:
+            order = self._known(order_id)
+            if order["order_state"] not in {"WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"}:
+                raise ValueError(
+                    f"order {order_id!r} cannot be paid: it is {order['order_state']}, only WAITING_DEBIT orders await payment"
+                )
+            self._debit(order, self.now())
+            return copy.deepcopy(order)
+
+    def fail_payment(self, order_id: str) -> dict:
+        """The customer's debit fails (PA01 REFUSED): the order is canceled now, or when its debit falls due."""
+        self.tick()
+        with self._lock:
+            order = self._known(order_id)
+            state = order["order_state"]
+            if state in {"WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"}:
+                self._cancel(order, self.now(), reason="PAYMENT_REFUSED")
+            elif state in {"STAGING", "WAITING_ACCEPTANCE"}:
+                self._meta[order_id]["payment_failed"] = True
+            else:
+                raise ValueError(f"order {order_id!r} cannot fail payment: it is {state}, its debit is already settled")
+            return copy.deepcopy(order)
+
+    def cancel(self, order_id: str) -> dict:
+        """The operator (or customer service) cancels the whole order before shipment."""
+        self.tick()
+        with self._lock:
+            order = self._known(order_id)
+            if order["order_state"] not in {"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT", "SHIPPING"}:
+                raise ValueError(f"order {order_id!r} cannot be canceled: it is {order['order_state']}")
+            self._cancel(order, self.now(), reason="OPERATOR_CANCELED")
+            return copy.deepcopy(order)
+
+    # ---- API operations (the app translates HTTP to these) -----------------------------------
+
+    def admit(self, operation: str, *, counts_for_limit: bool = True) -> int | None:
+        """Book one API call: None to serve it, else the Retry-After seconds for a 429. Also applies due transitions."""
+        retry_after = self.limiter.acquire(operation) if counts_for_limit else None
+        with self._lock:
+            if retry_after is not None:
+                self.rejected[operation] += 1
+                return retry_after
+            self.calls[operation] += 1
+        self.tick()
+        return None
+
+    def list_orders(self, params: Mapping[str, str]) -> dict:
+        """OR11: filter, sort and page the live orders; the page as Mirakl returns it."""
+        query = _ListQuery.parse(params, self.settings.update_date_slack)
+        with self._lock:
+            selected = [o for o in self._orders.values() if query.matches(o)]
+            selected = self._sorted(selected, descending=query.descending)
+            page = selected[query.offset: query.offset + query.max] if query.paginate else selected[query.offset:]
+            views = [self._public_view(o, query.tax_mode) for o in page]
+        return {"orders": views, "total_count": len(selected)}
+
+    def accept(self, order_id: str, body: Any) -> None:
+        """OR21: every line of the order decided in one call."""
+        with self._lock:
+            order = self._api_order(order_id)
+            decisions = _parse_decisions(body)
+            lines = {line["order_line_id"]: line for line in order["order_lines"]}
+            waiting = order["order_state"] == "WAITING_ACCEPTANCE" and all(
+                line["order_line_state"] == "WAITING_ACCEPTANCE" for line in lines.values()
+            )
+            if not waiting:
+                raise MiraklApiError(
+                    400, "ORDER_INVALID_STATE",
+                    f"Order {order_id} cannot be accepted or refused: its lines are not all WAITING_ACCEPTANCE. "
+                    f"Current status is {order['order_state']}",
+                )
+            unknown = [line_id for line_id in decisions if line_id not in lines]
+            if unknown:
+                raise MiraklApiError(400, "ORDER_LINE_NOT_FOUND", f"Order line(s) {', '.join(unknown)} not found in order {order_id}")
+            missing = [line_id for line_id in lines if line_id not in decisions]
+            if missing:
+                raise MiraklApiError(
+                    400, "ORDER_LINE_ACCEPTANCE_DECISION_MISSING",
+                    f"Some order lines are missing from the acceptance decision of order {order_id}: {', '.join(missing)}",
+                )
+            accepted = {line_id for line_id, ok in decisions.items() if ok}
+            if accepted and len(accepted) < len(lines) and not self.settings.partial_acceptance:
+                raise MiraklApiError(
+                    400, "ORDER_PARTIAL_ACCEPTANCE_DISABLED",
+                    f"Partial acceptance is disabled: accept or refuse every line of order {order_id}",
+                )
+            self._decide(order, accepted, self.now())
+
+    def update_tracking(self, order_id: str, body: Any) -> None:
+        """OR23: carrier and tracking number; no state change."""
+        with self._lock:
+            order = self._api_order(order_id)
+            if not isinstance(body, dict):
+                raise MiraklApiError(400, "VALIDATION_ERROR", f"OR23 on order {order_id}: the body must be a JSON object")
+            fields = {}
+            for name in ("carrier_code", "carrier_name", "carrier_standard_code", "carrier_url", "tracking_number"):
+                value = body.get(name)
+                if value is not None and not isinstance(value, str):
+                    raise MiraklApiError(400, "VALIDATION_ERROR", f"Error with field {name}. Please check the field datatype.")
+                fields[name] = value or None  # connectors send "" for unknown values (Magento connector)
+            if order["order_state"] not in {"SHIPPING", "SHIPPED"}:
+                raise MiraklApiError(
+                    400, "ORDER_INVALID_STATE",
+                    f"Tracking cannot be updated on order {order_id}. Current status is {order['order_state']}",
+                )
+            carrier = next((c for c in self.settings.carriers if c["code"] == fields["carrier_code"]), None)
+            if carrier is not None:
+                if "{trackingId}" in (carrier.get("tracking_url") or "") and not fields["tracking_number"]:
+                    raise MiraklApiError(
+                        400, "VALIDATION_ERROR",
+                        f"tracking_number is mandatory for carrier {carrier['code']} on order {order_id}",
+                    )
+                update = {
+                    "shipping_carrier_code": carrier["code"],
+                    "shipping_carrier_standard_code": carrier.get("standard_code"),
+                    "shipping_company": carrier["label"],
+                    "shipping_tracking": fields["tracking_number"],
+                    "shipping_tracking_url": tracking_url(carrier, fields["tracking_number"]),
+                }
+            else:
+                if fields["carrier_code"] and not self.settings.accepts_unregistered_carriers:
+                    raise MiraklApiError(
+                        400, "CARRIER_NOT_FOUND",
+                        f"Carrier {fields['carrier_code']} is not registered on this marketplace (see SH21)",
+                    )
+                if not self.settings.accepts_unregistered_carriers:
+                    raise MiraklApiError(
+                        400, "CARRIER_NOT_FOUND",
+                        f"carrier_code is mandatory on order {order_id}: this marketplace only accepts registered carriers",
+                    )
+                if not fields["carrier_name"]:
+                    raise MiraklApiError(
+                        400, "VALIDATION_ERROR",
+                        f"carrier_name is mandatory for an unregistered carrier on order {order_id}",
+                    )
+                update = {
+                    "shipping_carrier_code": fields["carrier_code"],
+                    "shipping_carrier_standard_code": fields["carrier_standard_code"],
+                    "shipping_company": fields["carrier_name"],
+                    "shipping_tracking": fields["tracking_number"],
+                    "shipping_tracking_url": fields["carrier_url"],
+                }
+            order.update(update)
+            order["last_updated_date"] = self.now()
+
+    def ship(self, order_id: str) -> None:
+        """OR24: SHIPPING -> SHIPPED, shipped_date on the lines (and on the order, which the spec does not list)."""
+        with self._lock:
+            order = self._api_order(order_id)
+            if order["order_state"] != "SHIPPING":
+                raise MiraklApiError(
+                    400, "ORDER_INVALID_STATE",
+                    f"Order {order_id} cannot be shipped. Current status is {order['order_state']}",
+                )
+            now = self.now()
+            for line in order["order_lines"]:
+                if line["order_line_state"] == "SHIPPING":
+                    line.update(order_line_state="SHIPPED", shipped_date=now, last_updated_date=now)
+            order.update(order_state="SHIPPED", shipped_date=now, last_updated_date=now)
+            refresh_flags(order)
+
+    def list_carriers(self) -> dict:
+        """SH21, sorted by label as the spec says."""
+        return {"carriers": sorted(copy.deepcopy(self.settings.carriers), key=lambda c: c["label"].casefold())}
+
+    # ---- transitions -------------------------------------------------------------------------
+
+    def _decide(self, order: dict, accepted: set[str], now: datetime) -> None:
+        order["acceptance_decision_date"] = now
+        for line in order["order_lines"]:
+            line["order_line_state"] = "WAITING_DEBIT" if line["order_line_id"] in accepted else "REFUSED"
+            line["last_updated_date"] = now
+        meta = self._meta[order["order_id"]]
+        if not accepted:
+            order["order_state"] = "REFUSED"
+        elif order.get("payment_workflow") == "PAY_ON_ACCEPTANCE":
+            order["order_state"] = "WAITING_DEBIT"
+            meta["debit_due"] = now + self.settings.debit_delay
+            meta["accepted"] = True
+        else:
+            meta["accepted"] = True
+            order["order_state"] = "SHIPPING"
+            for line in order["order_lines"]:
+                if line["order_line_state"] == "WAITING_DEBIT":
+                    line["order_line_state"] = "SHIPPING"
+        order["last_updated_date"] = now
+        refresh_flags(order)
+
+    def _auto_refuse(self, order: dict, at: datetime) -> None:
+        order["order_state"] = "REFUSED"
+        order["acceptance_decision_date"] = None  # Mirakl: null when automatically refused
+        for line in order["order_lines"]:
+            if line["order_line_state"] == "WAITING_ACCEPTANCE":
+                line.update(order_line_state="REFUSED", last_updated_date=at)
+        order["last_updated_date"] = at
+        refresh_flags(order)
+
+    def _debit(self, order: dict, at: datetime) -> None:
+        order["customer_debited_date"] = at
+        order["transaction_date"] = at
+        digest = hashlib.sha1(f"{order['order_id']}|{at.isoformat()}".encode()).hexdigest()
+        order["transaction_number"] = f"TR-{digest[:10].upper()}"
+        for line in order["order_lines"]:
+            if line["order_line_state"] in {"WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"}:
+                line.update(order_line_state="SHIPPING", debited_date=at, last_updated_date=at)
+        order["order_state"] = "SHIPPING"
+        order["last_updated_date"] = at
+        self._meta[order["order_id"]]["debit_due"] = None
+        refresh_flags(order)
+
+    def _cancel(self, order: dict, at: datetime, reason: str) -> None:
+        for line in order["order_lines"]:
+            if line["order_line_state"] not in {"REFUSED", "CANCELED"}:
+                line.update(order_line_state="CANCELED", last_updated_date=at)
+        order.update(order_state="CANCELED", order_state_reason_code=reason, last_updated_date=at)
+        self._meta[order["order_id"]]["debit_due"] = None
+        refresh_flags(order)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _known(self, order_id: str) -> dict:
+        if order_id not in self._orders:
+            raise KeyError(f"no order {order_id!r} in marketplace {self.settings.code!r}")
+        return self._orders[order_id]
+
+    def _api_order(self, order_id: str) -> dict:
+        if order_id not in self._orders:
+            raise MiraklApiError(404, "ORDER_NOT_FOUND", f"Order with id {order_id} not found")
+        return self._orders[order_id]
+
+    def _public_view(self, order: dict, tax_mode: str | None) -> dict:
+        view = in_tax_mode(order, tax_mode or order["order_tax_mode"])
+        if self.settings.hide_addresses_before_acceptance and not self._meta[order["order_id"]]["accepted"]:
+            customer = view["customer"]
+            customer["billing_address"] = None
+            customer["shipping_address"] = None
+            if customer.get("organization"):
+                customer["organization"].pop("address", None)
+        return view
+
+    @staticmethod
+    def _sorted(orders, descending: bool = False) -> list[dict]:
+        # "Sort by creation date, and then by order identifier" (OR11 `sort=dateCreated`)
+        return sorted(orders, key=lambda o: (o["created_date"], o["order_id"]), reverse=descending)
+
+
+def _parse_decisions(body: Any) -> dict[str, bool]:
+    if not isinstance(body, dict) or not isinstance(body.get("order_lines"), list):
+        raise MiraklApiError(400, "VALIDATION_ERROR", 'The body must be {"order_lines": [{"id": ..., "accepted": ...}]}')
+    decisions: dict[str, bool] = {}
+    for index, item in enumerate(body["order_lines"]):
+        if item is None:
+            raise MiraklApiError(400, "ORDER_LINE_NULL_ELEMENT", f"order_lines[{index}] is null")
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("accepted"), bool):
+            raise MiraklApiError(
+                400, "VALIDATION_ERROR", f"order_lines[{index}] must have a string id and a boolean accepted (got {item!r})"
+            )
+        if item["id"] in decisions:
+            raise MiraklApiError(400, "ORDER_LINE_DUPLICATE_ID", f"Order line {item['id']} appears twice in order_lines")
+        decisions[item["id"]] = item["accepted"]
+    return decisions
+
+
+@dataclass
+class _ListQuery:
+    """OR11's query parameters, validated; 400 naming the parameter otherwise."""
+
+    order_ids: set[str] | None = None
+    states: set[str] | None = None
+    references_for_customer: set[str] | None = None
+    references_for_seller: set[str] | None = None
+    channel_codes: set[str] | None = None
+    only_null_channel: bool = False
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    start_update_date: datetime | None = None
+    end_update_date: datetime | None = None
+    customer_debited: bool | None = None
+    payment_workflow: str | None = None
+    has_incident: bool | None = None
+    tax_mode: str | None = None
+    paginate: bool = True
+    max: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], slack: timedelta) -> "_ListQuery":
+        q = cls()
+        q.order_ids = _id_list(params, "order_ids")
+        q.references_for_customer = _id_list(params, "order_references_for_customer")
+        q.references_for_seller = _id_list(params, "order_references_for_seller")
+        q.channel_codes = _id_list(params, "channel_codes")
+        q.states = _id_list(params, "order_state_codes")
+        if q.states:
+            unknown = sorted(q.states - set(ORDER_STATES))
+            if unknown:
+                raise _bad(f"Invalid value {', '.join(unknown)} for the parameter : order_state_codes")
+        q.only_null_channel = _bool(params, "only_null_channel") or False
+        q.start_date = _date(params, "start_date")
+        q.end_date = _date(params, "end_date")
+        start_update = _date(params, "start_update_date")
+        # "Mirakl will subtract a time delta to ensure no orders are missed": expect duplicates across polls.
+        q.start_update_date = start_update - slack if start_update else None
+        q.end_update_date = _date(params, "end_update_date")
+        q.customer_debited = _bool(params, "customer_debited")
+        q.has_incident = _bool(params, "has_incident")
+        q.payment_workflow = params.get("payment_workflow") or None
+        if q.payment_workflow and q.payment_workflow not in PAYMENT_WORKFLOWS:
+            raise _bad(f"Invalid value {q.payment_workflow} for the parameter : payment_workflow")
+        q.tax_mode = params.get("order_tax_mode") or None
+        if q.tax_mode and q.tax_mode not in TAX_MODES:
+            raise _bad(f"Invalid value {q.tax_mode} for the parameter : order_tax_mode")
+        paginate = _bool(params, "paginate")
+        q.paginate = True if paginate is None else paginate
+        q.max = min(_int(params, "max", DEFAULT_PAGE_SIZE, minimum=1), MAX_PAGE_SIZE)
+        q.offset = _int(params, "offset", 0, minimum=0)
+        sort = params.get("sort")
+        if sort and sort != "dateCreated":
+            raise _bad(f"Invalid value {sort} for the parameter : sort (OR11 sorts by dateCreated)")
+        direction = (params.get("order") or "asc").lower()
+        if direction not in {"asc", "desc"}:
+            raise _bad(f"Invalid value {params.get('order')} for the parameter : order (asc or desc)")
+        q.descending = direction == "desc"
+        return q
+
+    def matches(self, o: dict) -> bool:
+        refs = o.get("references") or {}
+        channel = (o.get("channel") or {}).get("code")
+        checks = [
+            self.order_ids is None or o["order_id"] in self.order_ids,
+            self.states is None or o["order_state"] in self.states,
+            self.references_for_customer is None or refs.get("order_reference_for_customer") in self.references_for_customer,
+            self.references_for_seller is None or refs.get("order_reference_for_seller") in self.references_for_seller,
+            self.channel_codes is None or channel in self.channel_codes or (self.only_null_channel and channel is None),
+            not self.only_null_channel or self.channel_codes is not None or channel is None,
+            self.start_date is None or o["created_date"] >= self.start_date,
+            self.end_date is None or o["created_date"] <= self.end_date,
+            self.start_update_date is None or o["last_updated_date"] >= self.start_update_date,
+            self.end_update_date is None or o["last_updated_date"] <= self.end_update_date,
+            self.customer_debited is None or (o.get("customer_debited_date") is not None) == self.customer_debited,
+            self.payment_workflow is None or o.get("payment_workflow") == self.payment_workflow,
+            self.has_incident is None or bool(o.get("has_incident")) == self.has_incident,
+        ]
+        return all(checks)
+
+
+def _bad(message: str) -> MiraklApiError:
+    return MiraklApiError(400, "INVALID_PARAMETER", message)
+
+
+def _id_list(params: Mapping[str, str], name: str) -> set[str] | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    ids = {part.strip() for part in raw.split(",") if part.strip()}
+    if len(ids) > ORDER_IDS_LIMIT:
+        raise _bad(f"The limit of {ORDER_IDS_LIMIT} is exceeded for the parameter : {name}")
+    return ids
+
+
+def _bool(params: Mapping[str, str], name: str) -> bool | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in {"true", "false"}:
+        raise _bad(f"Invalid value {raw} for the parameter : {name} (true or false)")
+    return raw.lower() == "true"
+
+
+def _int(params: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(f"Invalid value {raw} for the parameter : {name} (an integer)") from None
+    if value < minimum:
+        raise _bad(f"Invalid value {raw} for the parameter : {name} (at least {minimum})")
+    return value
+
+
+def _date(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_datetime(raw, f"the parameter : {name}")
+    except ValueError as e:
+        raise _bad(f"Invalid date {raw} for the parameter : {name} ({e})") from None

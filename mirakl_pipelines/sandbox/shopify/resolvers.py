@@ -1,0 +1,234 @@
+"""How the sandbox answers GraphQL fields.
+
+- Root fields: one method per field on `ShopifyRoot` (queries and mutations share it; graphql-core
+  calls `root.<field>(info, **args)`). Supporting a new root (fulfillmentCreate, refundCreate,
+  orderCancel, inventory mutations…) means adding a method, usually delegating to a module like
+  `order_create.py`.
+- Nested fields: store records are dicts keyed like the schema, so `field_resolver` reads them;
+  lists under a `…Connection` type become paginated connections, and `FIELD_RESOLVERS` follows the
+  id references between records (line item → variant, fulfilment order → order, …).
+"""
+
+import base64
+from dataclasses import dataclass
+from typing import Callable
+
+from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLResolveInfo, get_named_type
+
+from mirakl_pipelines.sandbox.shopify.order_create import order_create
+from mirakl_pipelines.sandbox.shopify.search import matches, parse_search
+from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
+
+MAX_PAGE_SIZE = 250
+
+
+@dataclass
+class RequestContext:
+    store: ShopifyStore
+    api_version: str
+
+
+# --- connections ----------------------------------------------------------------------------------
+
+def encode_cursor(item_id: str) -> str:
+    return base64.b64encode(f'{{"last_id":"{item_id}"}}'.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.b64decode(cursor.encode(), validate=True).decode()
+        return text.split('"last_id":"', 1)[1].rstrip('"}')
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise GraphQLError(f"Invalid cursor for current pagination sort: {cursor!r}", extensions={"code": "BAD_REQUEST"}) from None
+
+
+def paginate(items: list, first: int | None = None, after: str | None = None, last: int | None = None,
+             before: str | None = None, reverse: bool = False, **_ignored) -> dict:
+    """A Relay connection over `items` (dicts with an `id`), the shape Shopify returns."""
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and (size < 0 or size > MAX_PAGE_SIZE):
+            raise GraphQLError(f"The '{name}' argument must be between 0 and {MAX_PAGE_SIZE}",
+                               extensions={"code": "BAD_REQUEST"})
+    if first is None and last is None:
+        raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
+    ordered = list(reversed(items)) if reverse else list(items)
+    ids = [item.get("id") for item in ordered]
+    start, end = 0, len(ordered)
+    if after is not None:
+        after_id = _decode_cursor(after)
+        start = ids.index(after_id) + 1 if after_id in ids else len(ordered)
+    if before is not None:
+        before_id = _decode_cursor(before)
+        end = ids.index(before_id) if before_id in ids else end
+    window = ordered[start:end]
+    page = window
+    if first is not None:
+        page = page[:first]
+    if last is not None:
+        page = page[max(0, len(page) - last):]
+    has_next = (start + len(page) < end) if first is not None else end < len(ordered)
+    has_previous = (len(page) < len(window)) if last is not None else start > 0
+    edges = [{"cursor": encode_cursor(item["id"]), "node": item} for item in page]
+    return {
+        "nodes": page,
+        "edges": edges,
+        "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_previous,
+                     "startCursor": edges[0]["cursor"] if edges else None,
+                     "endCursor": edges[-1]["cursor"] if edges else None},
+    }
+
+
+# --- search fields --------------------------------------------------------------------------------
+
+ORDER_SEARCH_FIELDS = {
+    "source_identifier": lambda o: [o["sourceIdentifier"]],
+    "source_name": lambda o: [o["sourceName"]],
+    "name": lambda o: [o["name"], o["name"].lstrip("#")],
+    "tag": lambda o: o["tags"],
+    "email": lambda o: [o["email"]],
+    "sku": lambda o: [line["sku"] for line in o["lineItems"]],
+    "id": lambda o: [o["legacyResourceId"]],
+    "test": lambda o: [str(o["test"]).lower()],
+    "created_at": lambda o: [o["createdAt"]],
+    "updated_at": lambda o: [o["updatedAt"]],
+    "processed_at": lambda o: [o["processedAt"]],
+    "financial_status": lambda o: [(o["displayFinancialStatus"] or "").lower()],
+    "fulfillment_status": lambda o: [o["displayFulfillmentStatus"].lower(),
+                                     {"UNFULFILLED": "unshipped", "FULFILLED": "shipped",
+                                      "PARTIALLY_FULFILLED": "partial"}.get(o["displayFulfillmentStatus"], "")],
+    "status": lambda o: ["cancelled" if o["cancelledAt"] else ("closed" if o["closed"] else "open"),
+                         "not_closed" if not o["closed"] else "closed"],
+}
+ORDER_FREE_TEXT = lambda o: [o["name"], o["email"], o["sourceIdentifier"], *o["tags"]]  # noqa: E731
+ORDER_SORT_KEYS = {
+    "PROCESSED_AT": lambda o: (o["processedAt"], o["legacyResourceId"].zfill(20)),
+    "CREATED_AT": lambda o: (o["createdAt"], o["legacyResourceId"].zfill(20)),
+    "UPDATED_AT": lambda o: (o["updatedAt"], o["legacyResourceId"].zfill(20)),
+    "ORDER_NUMBER": lambda o: (o["number"], o["legacyResourceId"].zfill(20)),
+    "ID": lambda o: o["legacyResourceId"].zfill(20),
+}
+VARIANT_SEARCH_FIELDS = {
+    "sku": lambda v: [v["sku"]],
+    "barcode": lambda v: [v["barcode"]],
+    "title": lambda v: [v["title"]],
+    "id": lambda v: [v["legacyResourceId"]],
+    "product_id": lambda v: [v["_productId"].rsplit("/", 1)[-1]],
+}
+VARIANT_FREE_TEXT = lambda v: [v["sku"], v["title"], v["displayName"]]  # noqa: E731
+
+
+# --- root fields ----------------------------------------------------------------------------------
+
+class ShopifyRoot:
+    """Root value for every operation: a method per implemented QueryRoot / Mutation field."""
+
+    def __init__(self, context: RequestContext):
+        self.context = context
+        self.store = context.store
+
+    # queries
+    def shop(self, info, **_):
+        settings = self.store.settings
+        return {"id": "gid://shopify/Shop/1", "name": settings.shop_domain.split(".")[0],
+                "myshopifyDomain": settings.shop_domain, "currencyCode": settings.currency,
+                "url": f"https://{settings.shop_domain}", "ianaTimezone": "Europe/Paris",
+                "enabledPresentmentCurrencies": [settings.currency], "taxesIncluded": True}
+
+    def orders(self, info, query=None, sortKey="PROCESSED_AT", reverse=False, **page):
+        clauses = parse_search(query)
+        found = [o for o in self.store.order_records() if matches(clauses, o, ORDER_SEARCH_FIELDS, ORDER_FREE_TEXT)]
+        found.sort(key=ORDER_SORT_KEYS.get(sortKey, ORDER_SORT_KEYS["ID"]))
+        return paginate(found, reverse=reverse, **page)
+
+    def order(self, info, id, **_):
+        return self.store.order_record(id)
+
+    def productVariants(self, info, query=None, sortKey="ID", reverse=False, **page):
+        clauses = parse_search(query)
+        found = [v for v in self.store.variants.values() if matches(clauses, v, VARIANT_SEARCH_FIELDS, VARIANT_FREE_TEXT)]
+        found.sort(key=lambda v: v["legacyResourceId"].zfill(20))
+        return paginate(found, reverse=reverse, **page)
+
+    def productVariant(self, info, id, **_):
+        return self.store.variant_record(id)
+
+    def product(self, info, id, **_):
+        return self.store.products.get(id)
+
+    def fulfillmentOrder(self, info, id, **_):
+        return self.store.fulfillment_orders.get(id)
+
+    def location(self, info, id=None, **_):
+        return self.store.location if id in (None, self.store.location["id"]) else None
+
+    # mutations
+    def orderCreate(self, info, order, options=None, **_):
+        return order_create(self.store, order, options, self.context.api_version)
+
+
+# --- nested fields --------------------------------------------------------------------------------
+
+def _store(info: GraphQLResolveInfo) -> ShopifyStore:
+    return info.context.store
+
+
+def _metafield(source, info, namespace=None, key=None, **_):
+    for metafield in source.get("metafields") or []:
+        if metafield["key"] == key and (namespace is None or metafield["namespace"] == namespace):
+            return metafield
+    return None
+
+
+def _inventory_quantity(source, info, **_):
+    return _store(info).inventory_of(source)["available"]
+
+
+FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
+    ("LineItem", "variant"): lambda s, info, **_: _store(info).variant_record(s["_variantId"]) if s["_variantId"] else None,
+    ("LineItem", "product"): lambda s, info, **_: _store(info).products.get(s["_productId"]),
+    ("FulfillmentOrderLineItem", "lineItem"): lambda s, info, **_: _store(info).line_items.get(s["lineItemId"]),
+    ("FulfillmentOrderLineItem", "variant"):
+        lambda s, info, **_: _store(info).variant_record(s["_variantId"]) if s["_variantId"] else None,
+    ("FulfillmentOrder", "order"): lambda s, info, **_: _store(info).order_record(s["orderId"]),
+    ("ProductVariant", "product"): lambda s, info, **_: _store(info).products.get(s["_productId"]),
+    ("ProductVariant", "inventoryQuantity"): _inventory_quantity,
+    ("ProductVariant", "sellableOnlineQuantity"): _inventory_quantity,
+    ("InventoryItem", "variant"): lambda s, info, **_: _store(info).variant_record(s["_variantId"]),
+    ("Product", "variants"): lambda s, info, **page: paginate(
+        [_store(info).variants[v] for v in s["_variantIds"]], **page),
+    ("Order", "metafield"): _metafield,
+    ("Order", "metafields"): lambda s, info, namespace=None, keys=None, **page: paginate(
+        [m for m in s["metafields"] if (namespace is None or m["namespace"] == namespace)
+         and (not keys or f"{m['namespace']}.{m['key']}" in keys or m["key"] in keys)], **page),
+}
+
+_MISSING = object()
+
+
+def field_resolver(source, info: GraphQLResolveInfo, **args):
+    special = FIELD_RESOLVERS.get((info.parent_type.name, info.field_name))
+    if special is not None:
+        return special(source, info, **args)
+    if isinstance(source, ShopifyRoot):
+        method = getattr(source, info.field_name, None)
+        if method is None:
+            raise GraphQLError(f"The sandbox does not implement the root field '{info.field_name}' yet",
+                               extensions={"code": "NOT_IMPLEMENTED"})
+        source.store.calls[info.field_name] += 1
+        return method(info, **args)
+    value = source.get(info.field_name, _MISSING) if isinstance(source, dict) else getattr(source, info.field_name, _MISSING)
+    named = get_named_type(info.return_type)
+    is_connection = named.name.endswith("Connection")
+    if value is _MISSING or value is None:
+        # Fields the sandbox does not model: empty lists and connections rather than a null in a non-null position.
+        if isinstance(info.return_type, GraphQLNonNull):
+            if is_connection:
+                return paginate([], first=args.get("first") or 0, last=args.get("last"))
+            if isinstance(info.return_type.of_type, GraphQLList):
+                return []
+        return None
+    if is_connection and isinstance(value, list):
+        return paginate(value, **args)
+    if isinstance(value, list) and args.get("first") is not None:
+        return value[: args["first"]]  # plain lists with a `first` argument (Order.fulfillments, Fulfillment.trackingInfo)
+    return value

@@ -1,0 +1,226 @@
+"""In-memory state of the simulated Shopify store: catalogue, inventory, orders, fulfilment orders.
+
+Records are plain dicts keyed like the Admin GraphQL fields, so graphql-core's default resolvers
+read them directly; references between records are ids (`_variantId`, `orderId`, …) resolved by
+`resolvers.py`. Every read and write holds one re-entrant lock, so tests, the HTTP app and the
+scenario driver can share a store across threads.
+"""
+
+import collections
+import copy
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from mirakl_pipelines.sandbox.faults import Faults
+from mirakl_pipelines.sandbox.shopify.cost import LeakyBucket
+from mirakl_pipelines.sandbox.shopify.money import shopify_amount, to_decimal
+
+# Restore rates per plan (points/s), Shopify's published table; the bucket is 20× the rate (captured 2000/100).
+PLAN_RESTORE_RATES = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "enterprise": 2000.0}
+
+
+@dataclass
+class StoreSettings:
+    access_token: str = "shpat_sandbox"
+    api_version: str = "2026-07"
+    shop_domain: str = "sandbox-brand.myshopify.com"
+    currency: str = "EUR"
+    bucket_size: int = 2000
+    restore_rate: float = 100.0  # Standard plan; Plus = 1000/s ("plan" knob of POST /_sandbox/settings)
+    throttle_http_status: int = 200  # 200 + THROTTLED (what Shopify does) or 429 (also seen)
+    first_order_number: int = 1001
+
+
+def gid(resource: str, number: int) -> str:
+    return f"gid://shopify/{resource}/{number}"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class ShopifyStore:
+    def __init__(self, settings: StoreSettings | None = None, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings or StoreSettings()
+        self.clock = clock
+        self.faults = Faults()
+        self.bucket = LeakyBucket(self.settings.bucket_size, self.settings.restore_rate, clock)
+        self.calls: collections.Counter = collections.Counter()
+        self.points_spent = 0
+        self.throttled = 0
+        self.lock = threading.RLock()
+        # Distinct id ranges per resource read like Shopify's large numeric ids and never collide across types.
+        self._ids = collections.defaultdict(lambda: itertools.count(1))
+        self._next_order_number = self.settings.first_order_number
+        self.location: dict = {}
+        self.products: dict[str, dict] = {}
+        self.variants: dict[str, dict] = {}
+        self._variant_by_sku: dict[str, str] = {}
+        self.inventory: dict[str, dict[str, int]] = {}  # inventory item id → {"available", "on_hand", "committed"}
+        self._orders: dict[str, dict] = {}
+        self.line_items: dict[str, dict] = {}
+        self.fulfillment_orders: dict[str, dict] = {}
+        self.set_location("Shop location")
+
+    # --- ids -------------------------------------------------------------------------------
+    def new_id(self, resource: str) -> tuple[str, str]:
+        """(gid, legacyResourceId) for a new record of `resource`."""
+        number = 5_000_000_000 + next(self._ids[resource])
+        return gid(resource, number), str(number)
+
+    def next_order_name(self) -> str:
+        name = f"#{self._next_order_number}"
+        self._next_order_number += 1
+        return name
+
+    # --- catalogue -------------------------------------------------------------------------
+    def set_location(self, name: str, country_code: str = "FR") -> None:
+        """The store's single location (the demo brand ships from France)."""
+        with self.lock:
+            location_id, legacy = self.new_id("Location")
+            self.location = {"id": location_id, "legacyResourceId": legacy, "name": name, "isActive": True,
+                             "fulfillsOnlineOrders": True, "shipsInventory": True, "_countryCode": country_code}
+
+    def seed_catalogue(self, catalogue: dict) -> None:
+        """Load the dict of data/sandbox/catalogue.yaml: products → variants (sku, price, stock) at one location."""
+        with self.lock:
+            if catalogue.get("currency"):
+                self.settings.currency = catalogue["currency"]
+            if catalogue.get("location"):
+                self.location["name"] = catalogue["location"]
+            for p_index, product in enumerate(catalogue.get("products") or []):
+                if not product.get("title"):
+                    raise ValueError(f"catalogue product #{p_index}: title is required")
+                product_id, product_legacy = self.new_id("Product")
+                record = {"id": product_id, "legacyResourceId": product_legacy, "title": product["title"],
+                          "vendor": product.get("vendor"), "status": "ACTIVE", "_variantIds": []}
+                self.products[product_id] = record
+                for v_index, variant in enumerate(product.get("variants") or []):
+                    self.add_variant(record, variant, where=f"catalogue product {product['title']!r} variant #{v_index}")
+
+    def add_variant(self, product: dict, variant: dict, where: str) -> dict:
+        sku = variant.get("sku")
+        if not sku:
+            raise ValueError(f"{where}: sku is required")
+        if sku in self._variant_by_sku:
+            raise ValueError(f"{where}: duplicate sku {sku!r}")
+        price = to_decimal(variant.get("price", "0"), f"{where} (sku {sku}) price")
+        stock = int(variant.get("stock", 0))
+        variant_id, legacy = self.new_id("ProductVariant")
+        item_id, _ = self.new_id("InventoryItem")
+        title = str(variant.get("title") or "Default Title")
+        record = {
+            "id": variant_id, "legacyResourceId": legacy, "sku": sku, "title": title,
+            "displayName": product["title"] if title == "Default Title" else f"{product['title']} - {title}",
+            "price": shopify_amount(price), "compareAtPrice": None, "barcode": variant.get("barcode"),
+            "inventoryPolicy": variant.get("inventory_policy", "DENY"), "taxable": True,
+            "availableForSale": True, "createdAt": utc_now_iso(), "updatedAt": utc_now_iso(),
+            "inventoryItem": {"id": item_id, "sku": sku, "tracked": bool(variant.get("tracked", True)),
+                              "requiresShipping": True, "_variantId": variant_id},
+            "_productId": product["id"],
+        }
+        self.variants[variant_id] = record
+        self._variant_by_sku[sku] = variant_id
+        self.inventory[item_id] = {"available": stock, "on_hand": stock, "committed": 0}
+        product["_variantIds"].append(variant_id)
+        return record
+
+    @classmethod
+    def from_catalogue_file(cls, path, settings: StoreSettings | None = None) -> "ShopifyStore":
+        path = Path(path)
+        try:
+            catalogue = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"catalogue {path}: not valid YAML ({e})") from e
+        store = cls(settings)
+        store.seed_catalogue(catalogue)
+        return store
+
+    # --- reads -----------------------------------------------------------------------------
+    def orders(self) -> list[dict]:
+        """All orders, oldest first (deep copies: the internal view served by GET /_sandbox/orders)."""
+        with self.lock:
+            return copy.deepcopy(list(self._orders.values()))
+
+    def order(self, order_gid: str) -> dict:
+        with self.lock:
+            if order_gid not in self._orders:
+                raise KeyError(f"no order {order_gid} in the sandbox store")
+            return copy.deepcopy(self._orders[order_gid])
+
+    def order_record(self, order_gid: str) -> dict | None:
+        """The live record (for resolvers, under the lock)."""
+        return self._orders.get(order_gid)
+
+    def order_records(self) -> list[dict]:
+        return list(self._orders.values())
+
+    def variant_by_sku(self, sku: str) -> dict | None:
+        with self.lock:
+            variant_id = self._variant_by_sku.get(sku)
+            return copy.deepcopy(self.variants[variant_id]) if variant_id else None
+
+    def variant_record(self, variant_gid: str) -> dict | None:
+        return self.variants.get(variant_gid)
+
+    def inventory_available(self, sku: str) -> int:
+        with self.lock:
+            variant_id = self._variant_by_sku.get(sku)
+            if variant_id is None:
+                raise KeyError(f"no variant with sku {sku!r} in the sandbox store")
+            return self.inventory[self.variants[variant_id]["inventoryItem"]["id"]]["available"]
+
+    def inventory_of(self, variant: dict) -> dict[str, int]:
+        return self.inventory[variant["inventoryItem"]["id"]]
+
+    # --- writes ----------------------------------------------------------------------------
+    def add_order(self, order: dict) -> None:
+        self._orders[order["id"]] = order
+        for line in order["lineItems"]:
+            self.line_items[line["id"]] = line
+        for fulfillment_order in order["fulfillmentOrders"]:
+            self.fulfillment_orders[fulfillment_order["id"]] = fulfillment_order
+
+    def apply_settings(self, **knobs) -> dict:
+        """Change settings at runtime (POST /_sandbox/settings): `plan`, `restore_rate`, `bucket_size`, `throttle_http_status`…"""
+        with self.lock:
+            plan = knobs.pop("plan", None)
+            if plan is not None:
+                if plan not in PLAN_RESTORE_RATES:
+                    raise ValueError(f"unknown plan {plan!r}; known: {sorted(PLAN_RESTORE_RATES)}")
+                knobs.setdefault("restore_rate", PLAN_RESTORE_RATES[plan])
+                knobs.setdefault("bucket_size", int(PLAN_RESTORE_RATES[plan] * 20))
+            allowed = set(StoreSettings.__dataclass_fields__)
+            unknown = set(knobs) - allowed
+            if unknown:
+                raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(allowed | {'plan'})}")
+            for name, value in knobs.items():
+                setattr(self.settings, name, type(getattr(self.settings, name))(value))
+            self.bucket.reconfigure(self.settings.bucket_size, self.settings.restore_rate)
+            return self.settings_dict()
+
+    def settings_dict(self) -> dict:
+        return {name: getattr(self.settings, name) for name in StoreSettings.__dataclass_fields__}
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {
+                "orders": len(self._orders),
+                "variants": len(self.variants),
+                "calls": dict(self.calls),
+                "points_spent": self.points_spent,
+                "throttled": self.throttled,
+                "throttle_status": self.bucket.status(),
+            }
+
+    def charge(self, points: int) -> None:
+        with self.lock:
+            self.points_spent += points
+

@@ -1,0 +1,434 @@
+"""Shopify Admin GraphQL client: typed errors, cost-bucket pacing, bounded retries, exactly-once orderCreate.
+
+Every request names an operation from `operations/` (one .graphql document each). Failure handling:
+
+- THROTTLED (HTTP 200 + errors[].extensions.code) and HTTP 429: nothing was executed, so wait
+  ((requested − available)/restoreRate, or Retry-After, or 1 s) and resend, at most `max_retries` times.
+- 5xx, timeouts, dropped connections: queries and `@idempotent` mutations are resent with exponential
+  backoff + jitter (tenacity), at most `max_retries` times. A non-idempotent mutation is resent only
+  when the request provably never left (connect errors); otherwise the outcome is unknown and
+  `ShopifyAmbiguousWrite` is raised. `create_order` resolves that case itself (see there).
+- 401/403 and ACCESS_DENIED → ShopifyAuthError; other top-level errors → ShopifyGraphQLError;
+  a mutation's non-empty `userErrors` (or `<x>UserErrors`) → ShopifyUserError.
+
+JSON is read with `parse_float=Decimal`; Decimal/datetime values in variables are sent as strings.
+The access token is sent in a header and never logged.
+"""
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import httpx
+import tenacity
+
+from mirakl_pipelines.shopify.errors import (
+    ShopifyAmbiguousWrite,
+    ShopifyAuthError,
+    ShopifyError,
+    ShopifyGraphQLError,
+    ShopifyServerError,
+    ShopifyThrottled,
+    ShopifyUserError,
+    describe_errors,
+)
+from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
+from mirakl_pipelines.shopify.operations import OperationInfo, load_operation, operation_info
+from mirakl_pipelines.shopify.throttle import CostThrottle, parse_cost
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "mirakl-pipelines/0.1 (+https://github.com/mirakl-pipelines)"
+VARIANT_BATCH_SIZE = 50  # SKUs per productVariants search (`sku:"A" OR sku:"B" …`)
+PAGE_SIZE_LIMIT = 250  # Shopify's maximum `first`
+BACKOFF_MAX_SECONDS = 30.0
+
+
+class _Transient(Exception):
+    """One failed attempt that may deserve a resend; `ambiguous` when the request may have been executed."""
+
+    def __init__(self, error: ShopifyServerError, *, ambiguous: bool):
+        super().__init__(error.message)
+        self.error = error
+        self.ambiguous = ambiguous
+
+
+class _Throttled(Exception):
+    def __init__(self, error: ShopifyThrottled, delay: float):
+        super().__init__(error.message)
+        self.error = error
+        self.delay = delay
+
+
+class _OrderStillAbsent(Exception):
+    """orderCreate's fate was unknown and the look-up found no order: safe to send again."""
+
+    def __init__(self, error: ShopifyAmbiguousWrite):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # GraphQL Decimal/Money scalars are strings: no float rounding on the wire
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to Shopify: {value!r}")
+
+
+def search_value(value: str) -> str:
+    """Quote a value for Shopify search syntax (`sku:"A B"`), escaping backslashes and quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _retry_after(response: httpx.Response) -> Optional[float]:
+    header = response.headers.get("retry-after")
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+class ShopifyClient:
+    def __init__(
+        self,
+        shop_url: str,
+        access_token: str,
+        *,
+        api_version: str = "2026-07",
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        transport: Optional[httpx.BaseTransport] = None,
+        backoff_base: float = 0.5,
+        throttle: Optional[CostThrottle] = None,
+        sleep: Optional[Callable[[float], None]] = None,
+        variant_batch_size: int = VARIANT_BATCH_SIZE,
+    ):
+        if not access_token:
+            raise ValueError("ShopifyClient needs an access token (X-Shopify-Access-Token)")
+        if not 1 <= variant_batch_size <= PAGE_SIZE_LIMIT:
+            raise ValueError(f"variant_batch_size must be 1..{PAGE_SIZE_LIMIT}, got {variant_batch_size}")
+        base = shop_url.rstrip("/")
+        if "://" not in base:
+            base = f"https://{base}"
+        self.endpoint = f"{base}/admin/api/{api_version}/graphql.json"
+        self.api_version = api_version
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.variant_batch_size = variant_batch_size
+        self.throttle = throttle or CostThrottle(sleep=sleep or time.sleep)
+        self._sleep = sleep or self.throttle.sleep
+        self.calls: Counter = Counter()  # HTTP requests per operation, retries included
+        self.throttled: Counter = Counter()  # THROTTLED / 429 refusals per operation
+        self.cost_spent = 0
+        self.ambiguous_skus: dict[str, list[str]] = {}  # SKU → ids of the variants that share it
+        self._variants: dict[str, Optional[Variant]] = {}  # per-instance cache; None = absent or ambiguous
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            headers={
+                "X-Shopify-Access-Token": access_token,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
+
+    def __repr__(self) -> str:  # no token here, ever
+        return f"ShopifyClient({self.endpoint!r})"
+
+    @property
+    def throttle_wait_seconds(self) -> float:
+        return self.throttle.waited_seconds
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ShopifyClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ generic execution
+
+    def execute(self, operation: str, variables: Optional[dict] = None) -> dict:
+        """Run the named operation and return its `data`; raise a ShopifyError subclass otherwise."""
+        info = operation_info(operation)
+        body = json.dumps(
+            {"query": load_operation(operation), "variables": variables or {}, "operationName": operation},
+            default=_json_default,
+        ).encode()
+        throttled_times = 0
+        while True:
+            try:
+                payload = self._post_with_retries(info, body)
+            except _Throttled as throttled:
+                throttled_times += 1
+                self.throttled[operation] += 1
+                if throttled_times > self.max_retries:
+                    raise throttled.error from None
+                log.info("Shopify %s throttled (%d); retrying", operation, throttled_times)
+                self.throttle.wait(throttled.delay)  # the bucket estimate itself is waited off by acquire()
+                continue
+            return self._data_or_raise(info, payload)
+
+    def paginate(self, operation: str, variables: dict, connection_path: Sequence[str]) -> Iterator[dict]:
+        """Yield every node of the connection at `connection_path` in `data`, following pageInfo.endCursor.
+
+        The operation must declare `$after: String` and select `pageInfo { hasNextPage endCursor }`.
+        """
+        after: Optional[str] = None
+        while True:
+            data = self.execute(operation, {**variables, "after": after})
+            connection: Any = data
+            for key in connection_path:
+                connection = (connection or {}).get(key)
+            if connection is None:
+                return
+            if "nodes" in connection:
+                yield from connection["nodes"]
+            else:
+                yield from (edge["node"] for edge in connection.get("edges", []))
+            page_info = connection.get("pageInfo") or {}
+            if not page_info.get("hasNextPage"):
+                return
+            cursor = page_info.get("endCursor")
+            if not cursor or cursor == after:
+                raise ShopifyError(operation, f"pagination of {'.'.join(connection_path)} did not advance "
+                                              f"(hasNextPage with endCursor {cursor!r})")
+            after = cursor
+
+    def _post_with_retries(self, info: OperationInfo, body: bytes) -> dict:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff_base, max=BACKOFF_MAX_SECONDS,
+                                                  jitter=self.backoff_base),
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, _Transient) and (info.safe_to_resend or not e.ambiguous)),
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "Shopify %s attempt %d failed (%s); retrying", info.name, state.attempt_number,
+                state.outcome.exception() if state.outcome else "?"),
+            reraise=True,
+        )
+        try:
+            return retrying(self._post_once, info, body)
+        except _Transient as failure:
+            if failure.ambiguous and not info.safe_to_resend:
+                raise ShopifyAmbiguousWrite(
+                    info.name, f"outcome unknown, not resent (non-idempotent mutation): {failure.error.message}"
+                ) from None
+            raise failure.error from None
+
+    def _post_once(self, info: OperationInfo, body: bytes) -> dict:
+        """One HTTP exchange, after pacing. Returns the decoded body of a 200 answer that was not THROTTLED."""
+        operation = info.name
+        self.throttle.acquire(operation)
+        self.calls[operation] += 1
+        try:
+            response = self._http.post(self.endpoint, content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            # The request never reached the server: resending is safe even for a mutation.
+            raise _Transient(ShopifyServerError(operation, f"cannot connect: {e!r}"), ambiguous=False) from e
+        except httpx.TransportError as e:
+            raise _Transient(ShopifyServerError(operation, f"no answer: {e!r}"), ambiguous=True) from e
+
+        status = response.status_code
+        if status in (401, 403):
+            raise ShopifyAuthError(operation, f"HTTP {status}: check the access token and its scopes",
+                                   status_code=status)
+        if status == 429:
+            payload = self._decode(operation, response, required=False) or {}
+            cost = parse_cost(payload.get("extensions"))
+            self.throttle.observe(operation, cost)
+            raise _Throttled(ShopifyThrottled(operation, "HTTP 429 Too Many Requests", status_code=429),
+                             self.throttle.refusal_wait(cost, _retry_after(response)))
+        if status >= 500:
+            raise _Transient(ShopifyServerError(operation, f"HTTP {status}: {response.text[:200]}",
+                                                status_code=status), ambiguous=True)
+        payload = self._decode(operation, response, required=True)
+        if status >= 400:
+            if payload.get("errors"):
+                raise ShopifyGraphQLError(operation, payload["errors"], status_code=status)
+            raise ShopifyError(operation, f"HTTP {status}: {response.text[:200]}", status_code=status)
+
+        cost = parse_cost(payload.get("extensions"))
+        self.throttle.observe(operation, cost)
+        if cost and cost.get("actualQueryCost") is not None:
+            self.cost_spent += int(cost["actualQueryCost"])
+        errors = payload.get("errors") or []
+        if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+            raise _Throttled(ShopifyThrottled(operation, describe_errors(errors), status_code=status),
+                             self.throttle.refusal_wait(cost, None))
+        return payload
+
+    @staticmethod
+    def _decode(operation: str, response: httpx.Response, *, required: bool) -> Optional[dict]:
+        try:
+            payload = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            if not required:
+                return None
+            raise ShopifyServerError(operation, f"HTTP {response.status_code} with a body that is not a JSON "
+                                                f"object: {response.text[:200]!r}", status_code=response.status_code)
+        return payload
+
+    @staticmethod
+    def _data_or_raise(info: OperationInfo, payload: dict) -> dict:
+        errors = payload.get("errors") or []
+        data = payload.get("data")
+        if errors:
+            if any((e.get("extensions") or {}).get("code") == "ACCESS_DENIED" for e in errors):
+                raise ShopifyAuthError(info.name, describe_errors(errors))
+            raise ShopifyGraphQLError(info.name, errors, data=data)
+        if not isinstance(data, dict):
+            raise ShopifyServerError(info.name, "answer has neither data nor errors")
+        if info.kind == "mutation":
+            for root in data.values():
+                if not isinstance(root, dict):
+                    continue
+                for key, value in root.items():
+                    if (key == "userErrors" or key.endswith("UserErrors")) and value:
+                        raise ShopifyUserError(info.name, value, data=root)
+        return data
+
+    # ------------------------------------------------------------------ orders
+
+    def find_orders_by_source_identifier(self, source_identifier: str) -> list[ShopifyOrderRef]:
+        """Orders whose sourceIdentifier equals `source_identifier` exactly, oldest first."""
+        if not source_identifier:
+            raise ValueError("find_orders_by_source_identifier needs a non-empty source identifier")
+        nodes = self.paginate(
+            "FindOrdersBySourceIdentifier",
+            {"query": f"source_identifier:{search_value(source_identifier)}", "first": 10},
+            ("orders",),
+        )
+        # Search is token-based, not exact: keep only true matches.
+        return [_order_ref("FindOrdersBySourceIdentifier", node) for node in nodes
+                if node.get("sourceIdentifier") == source_identifier]
+
+    def create_order(self, order: dict, options: Optional[dict] = None) -> ShopifyOrderRef:
+        """orderCreate, at most once per `order["sourceIdentifier"]` even when answers get lost.
+
+        orderCreate is not idempotent. When its outcome is unknown (timeout, dropped connection, 5xx),
+        the client looks the order up by sourceIdentifier: found → that order is returned (no second
+        create); absent → the create is sent again (bounded by max_retries, with backoff). Without a
+        sourceIdentifier the outcome cannot be checked and ShopifyAmbiguousWrite is raised.
+        userErrors → ShopifyUserError (never retried: the input is wrong).
+        Known limit: on real Shopify the search index may lag a freshly created order; the caller's
+        ledger look-up before create and this look-up narrow the window, they cannot close it.
+        """
+        source_identifier = order.get("sourceIdentifier")
+        variables = {"order": order, "options": options}
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff_base, max=BACKOFF_MAX_SECONDS,
+                                                  jitter=self.backoff_base),
+            retry=tenacity.retry_if_exception_type(_OrderStillAbsent),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        data = self.execute("OrderCreate", variables)
+                    except ShopifyAmbiguousWrite as unknown:
+                        if not source_identifier:
+                            raise
+                        try:
+                            existing = self.find_orders_by_source_identifier(source_identifier)
+                        except ShopifyError as lookup_failed:
+                            raise ShopifyAmbiguousWrite(
+                                "OrderCreate", f"outcome unknown for {source_identifier} and the look-up failed "
+                                               f"({lookup_failed.message}): reconcile before resending"
+                            ) from lookup_failed
+                        if not existing:
+                            log.warning("orderCreate for %s: outcome unknown, order absent; sending again",
+                                        source_identifier)
+                            raise _OrderStillAbsent(unknown) from unknown
+                        if len(existing) > 1:
+                            log.error("orderCreate for %s: %d orders already carry this sourceIdentifier (%s)",
+                                      source_identifier, len(existing), ", ".join(o.id for o in existing))
+                        log.warning("orderCreate for %s: outcome unknown, found %s; not sending again",
+                                    source_identifier, existing[0].id)
+                        return existing[0]
+                    created = data["orderCreate"].get("order")
+                    if not created:
+                        raise ShopifyServerError("OrderCreate", "orderCreate returned neither an order nor userErrors")
+                    return _order_ref("OrderCreate", created)
+        except _OrderStillAbsent as still_absent:
+            raise still_absent.error from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    # ------------------------------------------------------------------ variants
+
+    def variants_by_sku(self, skus: Iterable[str]) -> dict[str, Variant]:
+        """Variants by exact SKU, looked up in batches of `variant_batch_size` and cached per client.
+
+        Unknown SKUs are absent from the result. A SKU carried by several variants is ambiguous: it is
+        absent too, logged, and listed in `self.ambiguous_skus` (sku → variant ids) so the caller can
+        queue it for an operator. Blank SKUs are never looked up. The cache (hits and misses) lives as
+        long as the client: use a new client per run to see catalogue changes.
+        """
+        wanted = list(dict.fromkeys(s for s in skus if s and s.strip()))
+        missing = [s for s in wanted if s not in self._variants]
+        for start in range(0, len(missing), self.variant_batch_size):
+            self._load_variants(missing[start:start + self.variant_batch_size])
+        return {s: v for s in wanted if (v := self._variants.get(s)) is not None}
+
+    def _load_variants(self, batch: list[str]) -> None:
+        in_batch = set(batch)
+        found: dict[str, list[Variant]] = defaultdict(list)
+        query = " OR ".join(f"sku:{search_value(sku)}" for sku in batch)
+        for node in self.paginate("VariantsBySku", {"query": query, "first": len(batch)}, ("productVariants",)):
+            if node.get("sku") in in_batch:  # search may match more loosely than equality
+                found[node["sku"]].append(_variant(node))
+        for sku in batch:
+            matches = found.get(sku, [])
+            if len(matches) > 1:
+                self.ambiguous_skus[sku] = [v.id for v in matches]
+                log.warning("SKU %r is carried by %d Shopify variants (%s): not used", sku, len(matches),
+                            ", ".join(v.id for v in matches))
+            self._variants[sku] = matches[0] if len(matches) == 1 else None
+
+
+def _order_ref(operation: str, node: dict) -> ShopifyOrderRef:
+    try:
+        created_at = node.get("createdAt")
+        return ShopifyOrderRef(
+            id=node["id"],
+            legacy_id=str(node["legacyResourceId"]),
+            name=node["name"],
+            source_identifier=node.get("sourceIdentifier"),
+            created_at=datetime.fromisoformat(created_at) if created_at else None,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ShopifyError(operation, f"order {node.get('id', '<no id>')} in the answer is malformed: {e!r}") from e
+
+
+def _variant(node: dict) -> Variant:
+    try:
+        inventory_item = node.get("inventoryItem") or {}
+        price = node.get("price")
+        return Variant(
+            id=node["id"],
+            sku=node["sku"],
+            title=node.get("title"),
+            product_title=(node.get("product") or {}).get("title"),
+            price=Decimal(str(price)) if price is not None else None,
+            available=node.get("inventoryQuantity"),
+            tracked=bool(inventory_item.get("tracked", True)),
+            inventory_policy=node.get("inventoryPolicy") or "DENY",
+            inventory_item_id=inventory_item.get("id"),
+        )
+    except (KeyError, TypeError, ArithmeticError) as e:
+        raise ShopifyError("VariantsBySku", f"variant {node.get('id', '<no id>')} in the answer is malformed: "
+                                            f"{e!r}") from e

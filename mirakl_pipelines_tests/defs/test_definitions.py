@@ -1,0 +1,47 @@
+"""The Definitions load, and the schedules ask for the right partitions with the right run keys."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from mirakl_pipelines.config import load_settings
+from mirakl_pipelines.defs.orders.assets import FULL_DAY_TAG
+from mirakl_pipelines.definitions import build_definitions
+
+
+def test_project_definitions_load_from_the_shipped_config():
+    from mirakl_pipelines import definitions
+
+    defs = definitions.defs
+    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {"mirakl_orders", "shopify_orders"}
+    job = defs.resolve_job_def("orders_sync")
+    assert job.partitions_def is not None
+    names = {s.name for s in defs.schedules}
+    assert {"orders_decathlon_fr", "orders_closeout_decathlon_fr", "orders_leroymerlin_fr"} <= names
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {"eligible_orders_imported", "acceptance_window", "open_import_exceptions"}
+
+
+def _evaluate(defs: dg.Definitions, name: str, when: datetime) -> dg.RunRequest:
+    schedule = defs.resolve_schedule_def(name)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        data = schedule.evaluate_tick(context)
+    [request] = data.run_requests
+    return request
+
+
+def test_refresh_and_closeout_ticks():
+    settings = load_settings()
+    defs = build_definitions(settings)
+    when = datetime(2026, 11, 23, 10, 15, tzinfo=timezone.utc)
+    refresh = _evaluate(defs, "orders_decathlon_fr", when)
+    assert refresh.partition_key == "2026-11-23|decathlon_fr"
+    assert refresh.run_key == "orders|decathlon_fr|2026-11-23T10:15"
+    assert refresh.tags["marketplace"] == "decathlon_fr"
+    later = _evaluate(defs, "orders_decathlon_fr", when.replace(minute=30))
+    assert later.run_key != refresh.run_key  # every tick refreshes, none is deduplicated away
+
+    closeout = _evaluate(defs, "orders_closeout_leroymerlin_fr", datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc))
+    assert closeout.partition_key == "2026-11-22|leroymerlin_fr"
+    assert closeout.tags[FULL_DAY_TAG] == "true"

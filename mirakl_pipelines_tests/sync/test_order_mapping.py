@@ -1,0 +1,405 @@
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+
+from mirakl_pipelines.sync.order_mapping import (
+    LINE_ID_PROPERTY,
+    MappingError,
+    build_order_create,
+    country_alpha2,
+    source_identifier,
+)
+from mirakl_pipelines_tests.sync.orders import (
+    SHIPPING_ADDRESS,
+    marketplace,
+    order,
+    store,
+    tax_excluded_order,
+    tax_included_order,
+    variants,
+)
+
+D = Decimal
+
+
+def build(data=None, **changes):
+    return build_order_create(order(data, **changes), variants(), marketplace(), store())
+
+
+def money(bag):
+    return D(bag["shopMoney"]["amount"])
+
+
+def attributes(request):
+    return {a["key"]: a["value"] for a in request.order["customAttributes"]}
+
+
+def with_address(**fields):
+    data = tax_included_order()
+    data["customer"]["shipping_address"].update(fields)
+    return data
+
+
+# -- identifiers and countries ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "order_id", "expected"),
+    [("decathlon_fr", "Order_00010-A", "decathlon_fr:Order_00010-A"), ("darty", "8580226802-A", "darty:8580226802-A")],
+)
+def test_source_identifier_is_scoped_by_marketplace(code, order_id, expected):
+    assert source_identifier(code, order_id) == expected
+    assert source_identifier("a", order_id) != source_identifier("b", order_id)
+
+
+@pytest.mark.parametrize(
+    ("alpha3", "alpha2"), [("FRA", "FR"), ("DEU", "DE"), ("USA", "US"), ("GBR", "GB"), ("esp", "ES"), (" ITA ", "IT")]
+)
+def test_country_alpha2(alpha3, alpha2):
+    assert country_alpha2(alpha3) == alpha2
+
+
+@pytest.mark.parametrize("bad", ["XXX", "FR", "", "FRANCE", None])
+def test_country_alpha2_rejects_unknown_codes_naming_them(bad):
+    with pytest.raises(ValueError, match="not an ISO-3166 alpha-3"):
+        country_alpha2(bad)
+
+
+# -- a full realistic order ------------------------------------------------------------------
+
+
+def test_tax_included_order_maps_every_field():
+    request = build()
+    o = request.order
+    assert o["currency"] == "EUR"
+    assert o["taxesIncluded"] is True
+    assert "taxLines" not in o  # taxes are on the lines, never on both
+    assert o["processedAt"] == "2026-03-14T09:30:00Z"
+    assert o["email"] == "a1b2c3@relay.marketplace.example"
+    assert o["sourceName"] == "mirakl"
+    assert o["sourceIdentifier"] == "decathlon_fr:Order_00010-A"
+    assert o["tags"] == ["mirakl", "decathlon", "decathlon_fr"]
+
+    trail, lamp = o["lineItems"]
+    assert trail["variantId"] == variants()["ALP-TRAIL-42"].id
+    assert (trail["quantity"], money(trail["priceSet"])) == (2, D("89.90"))
+    assert trail["priceSet"]["shopMoney"] == {"amount": "89.90", "currencyCode": "EUR"}
+    assert trail["taxLines"] == [
+        {"title": "TVA", "rate": "0.2", "priceSet": {"shopMoney": {"amount": "29.97", "currencyCode": "EUR"}}}
+    ]
+    assert trail["properties"] == [{"name": LINE_ID_PROPERTY, "value": "Order_00010-A-1"}]
+    assert lamp["variantId"] == variants()["LUM-HEAD-400"].id
+    assert (lamp["quantity"], money(lamp["priceSet"])) == (1, D("39.95"))
+    # no rate from Mirakl: 6.66 of tax on a 39.95 price that includes it -> 6.66 / 33.29
+    assert D(lamp["taxLines"][0]["rate"]) == D("0.20006")
+
+    (shipping,) = o["shippingLines"]
+    assert shipping["title"] == "Livraison standard"
+    assert shipping["code"] == "STD"
+    assert money(shipping["priceSet"]) == D("4.95")
+    assert [(t["rate"], money(t["priceSet"])) for t in shipping["taxLines"]] == [("0.2", D("0.83"))]
+
+    assert o["financialStatus"] == "PAID"
+    (transaction,) = o["transactions"]
+    assert (transaction["kind"], transaction["status"], transaction["gateway"]) == ("SALE", "SUCCESS", "mirakl")
+    assert money(transaction["amountSet"]) == D("224.70")  # taxes are inside the Mirakl total
+    assert o["metafields"] == [{"namespace": "mirakl", "key": "commission", "type": "number_decimal", "value": "26.37"}]
+    assert attributes(request) == {
+        "marketplace": "decathlon_fr",
+        "mirakl_order_id": "Order_00010-A",
+        "commercial_id": "Order_00010",
+        "channel": "FR",
+        "shipping_deadline": "2026-03-17T23:59:59Z",
+    }
+    assert "Code porte 4721" in o["note"]
+    assert request.options == {
+        "inventoryBehaviour": "DECREMENT_IGNORING_POLICY", "sendReceipt": False, "sendFulfillmentReceipt": False,
+    }
+    json.dumps(request.variables)  # plain JSON: no Decimal, no datetime left
+
+
+def test_tax_excluded_order_adds_taxes_to_the_paid_amount():
+    o = build(tax_excluded_order()).order
+    assert o["taxesIncluded"] is False
+    trail, lamp = o["lineItems"]
+    assert money(trail["priceSet"]) == D("74.92")
+    assert D(lamp["taxLines"][0]["rate"]) == D("0.20006")  # 6.66 / 33.29, the base is the price itself
+    assert money(o["shippingLines"][0]["priceSet"]) == D("4.13")
+    # 187.26 before tax + 29.97 + 6.66 + 0.83 of VAT
+    assert money(o["transactions"][0]["amountSet"]) == D("224.72")
+
+
+def test_missing_tax_mode_falls_back_to_the_marketplace_configuration():
+    request = build_order_create(
+        order(tax_excluded_order(), order_tax_mode=None), variants(),
+        marketplace(orders={"tax_mode": "TAX_EXCLUDED"}), store(),
+    )
+    assert request.order["taxesIncluded"] is False
+
+
+def test_rate_derived_from_amount_when_the_base_is_zero_is_zero():
+    data = tax_included_order()
+    line = data["order_lines"][1]
+    line.update(price_unit=D("0"), price=D("0"), total_price=D("0"), taxes=[{"code": "TVA", "amount": D("0")}])
+    data.update(price=D("179.80"), total_price=D("184.75"))
+    assert build(data).order["lineItems"][1]["taxLines"][0]["rate"] == "0"
+
+
+def test_shipping_taxes_of_several_lines_are_summed_per_code_and_rate():
+    data = tax_included_order()
+    data["order_lines"][1]["shipping_taxes"] = [
+        {"code": "TVA", "amount": D("0.17"), "rate": D("20")},
+        {"code": "ECO", "amount": D("0.10"), "rate": D("2")},
+    ]
+    taxes = build(data).order["shippingLines"][0]["taxLines"]
+    assert [(t["title"], t["rate"], money(t["priceSet"])) for t in taxes] == [
+        ("TVA", "0.2", D("1.00")), ("ECO", "0.02", D("0.10")),
+    ]
+
+
+def test_order_level_taxes_are_used_only_when_lines_carry_none():
+    data = tax_excluded_order()
+    for line in data["order_lines"]:
+        line["taxes"] = []
+    data["order_taxes"] = [{"code": "SALES_TAX", "rate": D("8.25"), "total_amount": D("15.11")}]
+    o = build(data).order
+    assert all("taxLines" not in item for item in o["lineItems"])
+    assert o["taxLines"] == [
+        {"title": "SALES_TAX", "rate": "0.0825", "priceSet": {"shopMoney": {"amount": "15.11", "currencyCode": "EUR"}}}
+    ]
+    assert money(o["transactions"][0]["amountSet"]) == D("187.26") + D("15.11") + D("0.83")
+
+    data["order_lines"][0]["taxes"] = [{"code": "TVA", "amount": D("29.97"), "rate": D("20")}]
+    o = build(data).order
+    assert "taxLines" not in o and "taxLines" in o["lineItems"][0]
+
+
+def test_relay_point_is_kept_as_attribute_and_note():
+    request = build(shipping_pudo_id="PUDO-FR-004512", shipping_type_label="Point Relais")
+    assert attributes(request)["shipping_pudo_id"] == "PUDO-FR-004512"
+    assert "relay point PUDO-FR-004512 (Point Relais)" in request.order["note"]
+
+
+def test_b2b_organisation_becomes_the_company_of_both_addresses():
+    data = tax_included_order()
+    data["customer"]["organization"] = {
+        "organization_id": "ORG-1", "name": "Clubs Montagne SARL", "tax_identification_number": "FR12345678901",
+    }
+    request = build(data)
+    assert request.order["shippingAddress"]["company"] == "Clubs Montagne SARL"
+    assert request.order["billingAddress"]["company"] == "Clubs Montagne SARL"
+    assert attributes(request)["customer_tax_id"] == "FR12345678901"
+    data["customer"]["shipping_address"]["company"] = "Entrepôt Nord"
+    assert build(data).order["shippingAddress"]["company"] == "Entrepôt Nord"  # the address's own company wins
+
+
+def test_non_ascii_names_are_kept_as_is():
+    data = with_address(firstname="Łukasz", lastname="Żółć-Ångström", city="Kraków", country_iso_code="POL")
+    address = build(data).order["shippingAddress"]
+    assert (address["firstName"], address["lastName"], address["city"]) == ("Łukasz", "Żółć-Ångström", "Kraków")
+    assert address["countryCode"] == "PL"
+
+
+@pytest.mark.parametrize(
+    ("phone", "secondary", "expected", "kept_aside"),
+    [
+        ("+33 6 12 34 56 78", None, "+33612345678", None),
+        ("0033 (6) 12.34.56.78", None, "+33612345678", None),
+        ("06 12 34 56 78", None, None, "06 12 34 56 78"),  # national format: not E.164, kept for the carrier
+        ("06 12 34 56 78", "+33 4 78 00 00 00", "+33478000000", None),
+        (None, None, None, None),
+        ("", None, None, None),
+    ],
+)
+def test_phone_only_when_e164_else_kept_in_note_and_attribute(phone, secondary, expected, kept_aside):
+    request = build(with_address(phone=phone, phone_secondary=secondary))
+    assert request.order["shippingAddress"].get("phone") == expected
+    assert attributes(request).get("shipping_phone") == kept_aside
+    assert (kept_aside in request.order["note"]) if kept_aside else ("phone" not in request.order["note"].lower())
+
+
+@pytest.mark.parametrize(
+    ("country", "state", "province", "noted"),
+    [
+        ("USA", "California", "CA", False),
+        ("USA", "NY", "NY", False),
+        ("CAN", "ON", "ON", False),
+        ("ESP", "Madrid", "M", False),
+        ("USA", "Atlantis", None, True),
+        ("FRA", "Rhône", None, True),  # Shopify has no provinces for France: kept in the note only
+        ("FRA", None, None, False),
+    ],
+)
+def test_province_code(country, state, province, noted):
+    request = build(with_address(country_iso_code=country, state=state))
+    assert request.order["shippingAddress"].get("provinceCode") == province
+    assert (f"state/province: {state}" in request.order["note"]) is noted
+
+
+def test_billing_address_falls_back_to_the_shipping_address_when_incomplete():
+    data = tax_included_order()
+    data["customer"]["billing_address"] = {"firstname": "Zoé", "lastname": "Lefèvre-Müller", "city": "Lyon"}
+    o = build(data).order
+    assert o["billingAddress"] == o["shippingAddress"]
+
+
+def test_unpaid_order_imported_before_debit_is_pending_without_transaction():
+    o = build(order_state="WAITING_ACCEPTANCE", customer_debited_date=None).order
+    assert o["financialStatus"] == "PENDING"
+    assert "transactions" not in o
+
+
+def test_order_without_commission_has_no_metafield():
+    assert "metafields" not in build(total_commission=None).order
+
+
+def test_refused_lines_are_not_imported():
+    data = tax_included_order()
+    data["order_lines"][1]["order_line_state"] = "REFUSED"
+    data.update(price=D("179.80"), total_price=D("184.75"))
+    items = build(data).order["lineItems"]
+    assert [item["sku"] for item in items] == ["ALP-TRAIL-42"]
+
+
+def test_configuration_drives_tags_source_gateway_namespace_and_options():
+    mp = marketplace(
+        code="leroymerlin_fr",
+        orders={
+            "tags": ["mirakl", "mirakl"], "source_name": "channel:leroymerlin", "gateway": "leroy-merlin",
+            "commission_metafield_namespace": "marketplace_fees", "inventory_behaviour": "BYPASS", "send_receipt": True,
+        },
+    )
+    request = build_order_create(order(), variants(), mp, store())
+    o = request.order
+    assert o["tags"] == ["mirakl", "leroymerlin_fr"]
+    assert o["sourceName"] == "channel:leroymerlin"
+    assert o["sourceIdentifier"] == "leroymerlin_fr:Order_00010-A"
+    assert o["transactions"][0]["gateway"] == "leroy-merlin"
+    assert o["metafields"][0]["namespace"] == "marketplace_fees"
+    assert request.options == {"inventoryBehaviour": "BYPASS", "sendReceipt": True, "sendFulfillmentReceipt": False}
+
+
+def test_input_order_is_not_mutated():
+    data = tax_included_order()
+    before = copy.deepcopy(data)
+    mirakl_order = order(data)
+    snapshot = mirakl_order.model_dump()
+    build_order_create(mirakl_order, variants(), marketplace(), store())
+    assert mirakl_order.model_dump() == snapshot and data == before
+
+
+# -- errors an operator must act on ----------------------------------------------------------
+
+
+def _error(data=None, vs=None, currency="EUR", **changes) -> MappingError:
+    with pytest.raises(MappingError) as caught:
+        build_order_create(order(data, **changes), vs if vs is not None else variants(), marketplace(), store(currency))
+    error = caught.value
+    assert error.order_id == "Order_00010-A"
+    assert "Order_00010-A" in str(error)
+    return error
+
+
+def test_unknown_skus_are_all_listed():
+    data = tax_included_order()
+    data["order_lines"].append(
+        {"order_line_id": "Order_00010-A-3", "offer_sku": "GHOST-2", "quantity": 3, "price_unit": D("1"),
+         "shipping_price": D("0")}
+    )
+    data["total_price"] = D("227.70")
+    error = _error(data, vs={k: v for k, v in variants().items() if k != "LUM-HEAD-400"})
+    assert error.kind == "unknown_sku"
+    assert "LUM-HEAD-400 (line Order_00010-A-2, ×1)" in error.reason
+    assert "GHOST-2 (line Order_00010-A-3, ×3)" in error.reason
+    assert "ALP-TRAIL-42" not in error.reason
+
+
+@pytest.mark.parametrize(
+    "address",
+    [None, {**SHIPPING_ADDRESS, "street_1": ""}, {**SHIPPING_ADDRESS, "city": None},
+     {**SHIPPING_ADDRESS, "country_iso_code": None}],
+)
+def test_missing_or_incomplete_shipping_address(address):
+    data = tax_included_order()
+    data["customer"]["shipping_address"] = address
+    error = _error(data)
+    assert error.kind == "missing_address"
+    assert "shipping address" in error.reason
+
+
+def test_order_without_customer_is_missing_its_address():
+    assert _error(customer=None).kind == "missing_address"
+
+
+def test_unknown_country_is_malformed_and_named():
+    error = _error(with_address(country_iso_code="ZZZ"))
+    assert error.kind == "malformed"
+    assert "'ZZZ'" in error.reason and "shipping address" in error.reason
+
+
+@pytest.mark.parametrize(("currency", "store_currency"), [("GBP", "EUR"), ("EUR", "PLN")])
+def test_currency_mismatch(currency, store_currency):
+    error = _error(currency=store_currency, currency_iso_code=currency)
+    assert error.kind == "currency"
+    assert currency in error.reason and store_currency in error.reason
+    assert "multi-currency" in error.reason
+
+
+def test_currency_case_is_ignored():
+    assert build(currency_iso_code="eur").order["currency"] == "EUR"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"total_price": D("224.71")}, "224.70 but Mirakl total_price is 224.71"),
+        ({"total_price": D("200")}, "= 224.70"),
+        ({"shipping_price": D("5.95")}, "shipping (5.95)"),
+        ({"total_price": None}, "total_price is missing"),
+    ],
+)
+def test_money_mismatch_is_malformed(changes, expected):
+    error = _error(**changes)
+    assert error.kind == "malformed"
+    assert expected in error.reason
+
+
+def test_total_matching_to_the_cent_is_accepted():
+    assert build(total_price=D("224.700")).order["lineItems"]
+
+
+@pytest.mark.parametrize(
+    ("line_changes", "expected"),
+    [
+        ({"quantity": 0}, "line Order_00010-A-1 has quantity 0"),
+        ({"price_unit": None}, "line Order_00010-A-1 has unit price None"),
+        ({"offer_sku": None, "product_shop_sku": None}, "line Order_00010-A-1 has no offer SKU"),
+    ],
+)
+def test_malformed_lines(line_changes, expected):
+    data = tax_included_order()
+    data["order_lines"][0].update(line_changes)
+    error = _error(data)
+    assert error.kind == "malformed"
+    assert expected in error.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"order_lines": []}, "no order line"),
+        ({"currency_iso_code": None}, "currency_iso_code is missing"),
+        ({"order_tax_mode": "TAX_MAYBE"}, "order_tax_mode 'TAX_MAYBE'"),
+    ],
+)
+def test_malformed_orders(changes, expected):
+    error = _error(**changes)
+    assert error.kind == "malformed"
+    assert expected in error.reason
+
+
+def test_mapping_error_kinds_are_closed():
+    with pytest.raises(ValueError, match="unknown MappingError kind"):
+        MappingError("X", "oops", "reason")

@@ -1,0 +1,124 @@
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from mirakl_pipelines.sync.windows import fetch_window, merge_orders, partition_day_bounds
+
+UTC = timezone.utc
+DAY = date(2026, 3, 14)
+START = datetime(2026, 3, 14, tzinfo=UTC)
+END = datetime(2026, 3, 15, tzinfo=UTC)
+TWO_HOURS = timedelta(hours=2)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (DAY, (START, END)),
+        (date(2026, 2, 28), (datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))),
+        (date(2028, 2, 28), (datetime(2028, 2, 28, tzinfo=UTC), datetime(2028, 2, 29, tzinfo=UTC))),
+        (date(2026, 12, 31), (datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))),
+    ],
+)
+def test_partition_day_bounds(day, expected):
+    assert partition_day_bounds(day) == expected
+
+
+@pytest.mark.parametrize(
+    ("now", "watermark", "full_day", "expected"),
+    [
+        # first run of today: from midnight to now
+        (at(14, 0, 15), None, False, (START, at(14, 0, 15))),
+        # a normal poll: the last window end minus the look-back
+        (at(14, 10, 15), at(14, 10), False, (at(14, 8), at(14, 10, 15))),
+        # the look-back crosses midnight: clamped to the day start
+        (at(14, 1, 0), at(14, 0, 45), False, (START, at(14, 1, 0))),
+        # a watermark of the previous day (last poll just before midnight)
+        (at(14, 0, 5), at(13, 23, 59), False, (START, at(14, 0, 5))),
+        # the first poll after midnight still belongs to yesterday's partition: capped at its end
+        (at(15, 0, 10), at(14, 23, 50), False, (at(14, 21, 50), END)),
+        # close-out of yesterday once the look-back has passed midnight: the whole day
+        (at(15, 2, 30), at(14, 23, 50), True, (START, END)),
+        # backfill of a past day never fetched: the whole day, even without full_day
+        (at(20, 9, 0), None, False, (START, END)),
+        # full_day on today (manual re-run): the whole day (end in the future is fine for Mirakl)
+        (at(14, 12, 0), at(14, 11, 0), True, (START, END)),
+        # a watermark in the future (clock skew): an empty window, never an inverted one
+        (at(14, 10, 0), at(14, 13, 0), False, (at(14, 10, 0), at(14, 10, 0))),
+        # now exactly at the day start
+        (START, None, False, (START, START)),
+    ],
+)
+def test_fetch_window(now, watermark, full_day, expected):
+    assert fetch_window(DAY, now, watermark, TWO_HOURS, full_day=full_day) == expected
+
+
+def test_fetch_window_with_zero_lookback_continues_from_the_watermark():
+    assert fetch_window(DAY, at(14, 10, 15), at(14, 10), timedelta(0)) == (at(14, 10), at(14, 10, 15))
+
+
+def test_fetch_window_accepts_other_timezones_and_naive_utc():
+    paris = timezone(timedelta(hours=1))
+    now = datetime(2026, 3, 14, 11, 15, tzinfo=paris)  # 10:15 UTC
+    assert fetch_window(DAY, now, datetime(2026, 3, 14, 10, 0), TWO_HOURS) == (at(14, 8), at(14, 10, 15))
+
+
+@pytest.mark.parametrize("full_day", [False, True])
+def test_future_day_is_refused(full_day):
+    with pytest.raises(ValueError, match="2026-03-14 starts at .* after now"):
+        fetch_window(DAY, at(13, 23, 59), None, TWO_HOURS, full_day=full_day)
+
+
+def test_negative_lookback_is_refused():
+    with pytest.raises(ValueError, match="look-back"):
+        fetch_window(DAY, at(14, 10), at(14, 9), timedelta(minutes=-5))
+
+
+# -- merging re-fetched orders ---------------------------------------------------------------
+
+
+def rec(order_id, updated, state="SHIPPING"):
+    return {"order_id": order_id, "last_updated_date": updated, "order_state": state}
+
+
+@pytest.mark.parametrize(
+    ("existing", "fresh", "expected"),
+    [
+        ([], [], []),
+        ([], [rec("A", "2026-03-14T10:00:00Z")], [rec("A", "2026-03-14T10:00:00Z")]),
+        # a newer update replaces the record in place
+        ([rec("A", "2026-03-14T10:00:00Z"), rec("B", "2026-03-14T10:05:00Z")],
+         [rec("A", "2026-03-14T11:00:00Z", "SHIPPED")],
+         [rec("A", "2026-03-14T11:00:00Z", "SHIPPED"), rec("B", "2026-03-14T10:05:00Z")]),
+        # an older copy (returned again by the look-back) does not win
+        ([rec("A", "2026-03-14T11:00:00Z", "SHIPPED")], [rec("A", "2026-03-14T10:00:00Z")],
+         [rec("A", "2026-03-14T11:00:00Z", "SHIPPED")]),
+        # the same date: the fresh copy wins
+        ([rec("A", "2026-03-14T10:00:00Z")], [rec("A", "2026-03-14T10:00:00.000Z", "SHIPPED")],
+         [rec("A", "2026-03-14T10:00:00.000Z", "SHIPPED")]),
+        # dates compared as instants, not as text
+        ([rec("A", "2026-03-14T11:30:00+02:00", "OLD")], [rec("A", "2026-03-14T10:00:00Z", "NEW")],
+         [rec("A", "2026-03-14T10:00:00Z", "NEW")]),
+        # datetimes as well as strings; duplicates inside one list
+        ([rec("A", datetime(2026, 3, 14, 10, tzinfo=UTC))],
+         [rec("B", "2026-03-14T09:00:00Z"), rec("A", "2026-03-14T12:00:00Z", "X"),
+          rec("A", "2026-03-14T11:00:00Z", "Y")],
+         [rec("A", "2026-03-14T12:00:00Z", "X"), rec("B", "2026-03-14T09:00:00Z")]),
+        # a dated record beats an undated one either way
+        ([rec("A", None, "OLD")], [rec("A", "2026-03-14T10:00:00Z", "NEW")], [rec("A", "2026-03-14T10:00:00Z", "NEW")]),
+        ([rec("A", "2026-03-14T10:00:00Z", "OLD")], [rec("A", None, "NEW")], [rec("A", "2026-03-14T10:00:00Z", "OLD")]),
+    ],
+)
+def test_merge_orders(existing, fresh, expected):
+    assert merge_orders(existing, fresh) == expected
+
+
+def test_merge_orders_rejects_records_without_id_or_with_a_bad_date():
+    with pytest.raises(ValueError, match="fresh record #1 has no order_id"):
+        merge_orders([], [rec("A", None), {"last_updated_date": None}])
+    with pytest.raises(ValueError, match="order 'A': last_updated_date 'yesterday'"):
+        merge_orders([rec("A", "2026-03-14T10:00:00Z")], [rec("A", "yesterday")])

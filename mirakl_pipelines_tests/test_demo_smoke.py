@@ -1,0 +1,71 @@
+"""The demo as a user starts it: sandbox + scenario + Dagster UI with schedules; orders get imported and
+accepted; Ctrl-C leaves no process behind."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mirakl_pipelines.sandbox.server import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    """Pids whose environment mentions `marker` (the demo's DAGSTER_HOME), other than ours."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _imported_and_accepted(ledger: Path) -> tuple[int, int]:
+    if not ledger.exists():
+        return 0, 0
+    with sqlite3.connect(ledger) as db:
+        try:
+            imported = db.execute("select count(*) from order_links where import_state = 'imported'").fetchone()[0]
+            accepted = db.execute("select count(*) from order_links where acceptance_state = 'accepted'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0, 0
+    return imported, accepted
+
+
+def test_demo_imports_and_accepts_orders_then_stops_cleanly(tmp_path):
+    port = free_port()
+    work = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "mirakl_pipelines.cli", "demo", "--port", str(port), "--workdir", str(work),
+         "--orders-per-minute", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        imported = accepted = 0
+        while time.monotonic() < deadline and not (imported and accepted):
+            assert demo.poll() is None, demo.stdout.read()[-5000:]
+            time.sleep(3)
+            imported, accepted = _imported_and_accepted(work / "ledger.sqlite")
+        assert imported > 0 and accepted > 0, f"imported={imported} accepted={accepted}"
+        assert httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=10).status_code == 200
+    finally:
+        os.kill(demo.pid, signal.SIGINT)  # what Ctrl-C sends
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            raise
+    time.sleep(1)
+    assert _processes_with_env(str(work / "dagster_home")) == []
