@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "marketplaces.yaml"
 CONFIG_ENV_VAR = "MIRAKL_PIPELINES_CONFIG"
+# Sandbox runs only: shrink Mirakl's documented call intervals (the sandbox is told the same scale).
+RATE_LIMIT_SCALE_ENV = "MIRAKL_PIPELINES_RATE_LIMIT_SCALE"
 
 
 class ConfigError(ValueError):

@@ -4,16 +4,12 @@ import os
 
 import dagster as dg
 
-from mirakl_pipelines.config import CONFIG_ENV_VAR, Settings, load_settings
+from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV, Settings, load_settings
 from mirakl_pipelines.defs.alerts import build_run_failure_sensor
 from mirakl_pipelines.defs.orders.assets import build_order_assets
 from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_orders_job
 from mirakl_pipelines.defs.partitions import daily_by_marketplace
 from mirakl_pipelines.defs.resources import build_resources
-
-# Sandbox runs only: shrink Mirakl's documented call intervals (the sandbox is told the same scale).
-RATE_LIMIT_SCALE_ENV = "MIRAKL_PIPELINES_RATE_LIMIT_SCALE"
-
 
 def build_definitions(settings: Settings, config_path: str | None = None, rate_limit_scale: float = 1.0) -> dg.Definitions:
     partitions = daily_by_marketplace(settings)

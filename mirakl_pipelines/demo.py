@@ -16,8 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT
-from mirakl_pipelines.definitions import RATE_LIMIT_SCALE_ENV
+from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, RATE_LIMIT_SCALE_ENV
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
 from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings

@@ -3,7 +3,6 @@
 import time
 from typing import Callable
 
-import sqlalchemy as sa
 
 from mirakl_pipelines.ledger.budget import CallBudgetSlots
 from mirakl_pipelines.ledger.engine import create_ledger_engine

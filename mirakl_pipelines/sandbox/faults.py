@@ -9,7 +9,7 @@ import asyncio
 import json
 import random
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Faults:
         self.update(latency_ms=0.0, error_5xx_rate=0.0, burst_429=0, drop_rate=0.0)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def draw(self) -> str | None:
         """Decide the fate of one API request: None (serve it), '429', '5xx' or 'drop'."""

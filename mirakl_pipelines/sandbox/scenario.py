@@ -83,9 +83,8 @@ class Scenario:
             organization={"name": self.rng.choice(COMPANIES), "organization_id": f"ORG-{self._counter}"} if b2b else None,
             state=state,
         )
-        if self.rng.random() < self.settings.never_paid_share:
-            order["never_pay"] = True  # the sandbox keeps it in debit until the operator cancels it
-        sim.add_order(order)
+        # A never-paid order stays in debit until the operator cancels it: it must never reach Shopify.
+        sim.add_order(order, never_pay=self.rng.random() < self.settings.never_paid_share)
         self.placed.append((code, order["order_id"]))
         return order
 

@@ -25,7 +25,9 @@ def test_project_definitions_load_from_the_shipped_config():
 def _evaluate(defs: dg.Definitions, name: str, when: datetime) -> dg.RunRequest:
     schedule = defs.resolve_schedule_def(name)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
         data = schedule.evaluate_tick(context)
     [request] = data.run_requests
     return request

@@ -3,11 +3,9 @@
 import threading
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from mirakl_pipelines.ledger import Ledger
-from mirakl_pipelines.ledger.tables import order_links
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 MKP = "decathlon_fr"
@@ -120,4 +118,3 @@ def test_sqlite_stores_utc_text_so_sql_comparisons_are_right(tmp_path):
         assert raw.startswith("2026-03-02 09:30:00")
         assert ledger.pending_imports(MKP, eligible_before=T0 + timedelta(minutes=31))
         assert not ledger.pending_imports(MKP, eligible_before=T0 + timedelta(minutes=30))
-        assert order_links.c.eligible_since.type.__class__.__name__ == "UtcDateTime"

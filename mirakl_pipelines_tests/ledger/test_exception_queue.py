@@ -4,8 +4,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from mirakl_pipelines.ledger import ExceptionRecord, InvalidLedgerInput
+from mirakl_pipelines.ledger.tables import exception_queue
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 MKP = "decathlon_fr"
@@ -60,9 +62,6 @@ def test_raising_after_resolve_opens_a_new_row_and_keeps_history(ledger):
     again = ledger.raise_exception(MKP, "currency", "O-1", "still USD", now=T0 + timedelta(minutes=10))
     assert again.id != first.id
     assert (again.occurrences, again.first_seen_at, again.status) == (1, T0 + timedelta(minutes=10), "open")
-    from mirakl_pipelines.ledger.tables import exception_queue
-    import sqlalchemy as sa
-
     with ledger.engine.connect() as conn:
         rows = conn.execute(sa.select(exception_queue).order_by(exception_queue.c.id)).mappings().all()
     assert [(r["status"], r["occurrences"]) for r in rows] == [("resolved", 2), ("open", 1)]

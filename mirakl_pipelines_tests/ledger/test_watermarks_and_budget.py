@@ -83,6 +83,31 @@ def test_reservations_account_for_elapsed_time_and_keys_are_independent(clocked_
     assert ledger.reserve("k", 10) == 0.0
 
 
+def test_a_wait_over_max_wait_books_nothing(clocked_ledger):
+    ledger, clock = clocked_ledger
+    assert ledger.reserve("k", 10, max_wait=5) == 0.0
+    assert ledger.reserve("k", 10, max_wait=5) == pytest.approx(10.0)  # refused: not booked
+    assert ledger.reserve("k", 10, max_wait=5) == pytest.approx(10.0)  # so the slot did not move
+    clock.now += 6
+    assert ledger.reserve("k", 10, max_wait=5) == pytest.approx(4.0)  # now within max_wait: booked
+    assert ledger.reserve("k", 10) == pytest.approx(14.0)
+
+
+def test_the_ledger_is_a_mirakl_call_budget(ledger):
+    from mirakl_pipelines.mirakl.budget import CallBudget, InMemoryBudget
+
+    clock = FakeClock()
+    memory = InMemoryBudget(clock=clock)
+    persistent = type(ledger)(ledger.engine, clock=clock)
+    budget: CallBudget = persistent
+    steps = [(2.0, 1.0, 0.0), (2.0, 5.0, 0.0), (2.0, 1.0, 0.5), (2.0, 5.0, 3.0)]  # interval, max_wait, advance
+    for interval, max_wait, advance in steps:
+        clock.now += advance
+        assert budget.reserve("OR11", interval, max_wait=max_wait) == pytest.approx(
+            memory.reserve("OR11", interval, max_wait=max_wait)
+        )
+
+
 def test_reservation_with_the_real_clock(ledger):
     assert ledger.reserve("real", 0.5) == 0.0
     second = ledger.reserve("real", 0.5)
@@ -92,5 +117,7 @@ def test_reservation_with_the_real_clock(ledger):
 def test_reserve_bad_input(ledger):
     with pytest.raises(InvalidLedgerInput, match=r"call budget 'k': min_interval must be a finite number >= 0"):
         ledger.reserve("k", -1)
+    with pytest.raises(InvalidLedgerInput, match=r"call budget 'k': max_wait must be a number >= 0"):
+        ledger.reserve("k", 1, max_wait=-0.5)
     with pytest.raises(InvalidLedgerInput, match=r"call budget: key must be a non-empty string"):
         ledger.reserve("", 1)

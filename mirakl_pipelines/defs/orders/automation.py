@@ -12,7 +12,7 @@ from mirakl_pipelines.defs.partitions import partition_key
 JOB_NAME = "orders_sync"
 
 
-def build_orders_job(assets: list[dg.AssetsDefinition], partitions: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefinition:
+def build_orders_job(assets: list[dg.AssetsDefinition], partitions: dg.PartitionsDefinition):
     # In-process executor: one process per run, not per step, so a run starts and finishes fast.
     return dg.define_asset_job(
         JOB_NAME,

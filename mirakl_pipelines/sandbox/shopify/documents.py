@@ -24,6 +24,7 @@ from graphql import (
     type_from_ast,
     validate,
 )
+from graphql.language import get_location
 from graphql.utilities import coerce_input_value
 
 
@@ -167,10 +168,7 @@ def _problem(path: list, message: str) -> dict:
 def _location(node) -> list[dict]:
     if node.loc is None:
         return []
-    source = node.loc.source
-    from graphql.language import get_location
-
-    loc = get_location(source, node.loc.start)
+    loc = get_location(node.loc.source, node.loc.start)
     return [{"line": loc.line, "column": loc.column}]
 
 

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pycountry
 
-from mirakl_pipelines.sandbox.shopify.money import bag_amount, money_bag, shopify_amount, to_decimal
+from mirakl_pipelines.sandbox.shopify.money import bag_amount, money_bag, to_decimal
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, utc_now_iso
 
 CENT = Decimal("0.01")

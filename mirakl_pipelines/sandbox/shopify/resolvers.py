@@ -136,7 +136,12 @@ class ShopifyRoot:
 
     def orders(self, info, query=None, sortKey="PROCESSED_AT", reverse=False, **page):
         clauses = parse_search(query)
-        found = [o for o in self.store.order_records() if matches(clauses, o, ORDER_SEARCH_FIELDS, ORDER_FREE_TEXT)]
+        candidates = self.store.order_records()
+        if len(clauses) == 1 and len(clauses[0]) == 1:
+            (term,) = clauses[0]
+            if term.field == "source_identifier" and term.op == ":" and not term.negated and not term.value.endswith("*"):
+                candidates = self.store.order_records_by_source_identifier(term.value)
+        found = [o for o in candidates if matches(clauses, o, ORDER_SEARCH_FIELDS, ORDER_FREE_TEXT)]
         found.sort(key=ORDER_SORT_KEYS.get(sortKey, ORDER_SORT_KEYS["ID"]))
         return paginate(found, reverse=reverse, **page)
 

@@ -65,6 +65,7 @@ class ShopifyStore:
         self._variant_by_sku: dict[str, str] = {}
         self.inventory: dict[str, dict[str, int]] = {}  # inventory item id → {"available", "on_hand", "committed"}
         self._orders: dict[str, dict] = {}
+        self._orders_by_source_identifier: dict[str, list[str]] = collections.defaultdict(list)
         self.line_items: dict[str, dict] = {}
         self.fulfillment_orders: dict[str, dict] = {}
         self.set_location("Shop location")
@@ -162,6 +163,10 @@ class ShopifyStore:
     def order_records(self) -> list[dict]:
         return list(self._orders.values())
 
+    def order_records_by_source_identifier(self, source_identifier: str) -> list[dict]:
+        """Indexed lookup: the connector's dedupe query runs before every import, over every order of the store."""
+        return [self._orders[i] for i in self._orders_by_source_identifier.get(source_identifier.lower(), [])]
+
     def variant_by_sku(self, sku: str) -> dict | None:
         with self.lock:
             variant_id = self._variant_by_sku.get(sku)
@@ -183,6 +188,8 @@ class ShopifyStore:
     # --- writes ----------------------------------------------------------------------------
     def add_order(self, order: dict) -> None:
         self._orders[order["id"]] = order
+        if order.get("sourceIdentifier"):
+            self._orders_by_source_identifier[order["sourceIdentifier"].lower()].append(order["id"])
         for line in order["lineItems"]:
             self.line_items[line["id"]] = line
         for fulfillment_order in order["fulfillmentOrders"]:
