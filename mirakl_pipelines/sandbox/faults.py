@@ -62,10 +62,17 @@ class _DropConnection(Exception):
 
 
 class FaultMiddleware:
-    def __init__(self, app, faults: Faults, error_body: bytes = b'{"status": 503, "message": "Service Unavailable"}'):
+    def __init__(
+        self,
+        app,
+        faults: Faults,
+        error_body: bytes = b'{"status": 503, "message": "Service Unavailable"}',
+        throttle_body: bytes = b'{"status": 429, "message": "Too Many Requests"}',
+    ):
         self.app = app
         self.faults = faults
-        self.error_body = error_body
+        self.error_body = error_body  # each simulator answers in its own API's error shape
+        self.throttle_body = throttle_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -84,8 +91,7 @@ class FaultMiddleware:
             raise _DropConnection(f"sandbox fault: dropped connection on {path}")
         if fate == "429":
             return await _respond(
-                send, 429, b'{"status": 429, "message": "Too Many Requests"}',
-                [(b"retry-after", str(self.faults.retry_after_seconds).encode())],
+                send, 429, self.throttle_body, [(b"retry-after", str(self.faults.retry_after_seconds).encode())]
             )
         if fate == "5xx":
             return await _respond(send, 503, self.error_body)

@@ -209,12 +209,19 @@ def _check_lines(order: MiraklOrder, lines: list[OrderLine], variants: Mapping[s
         )
 
 
+def _lines_total(lines: Iterable[OrderLine]) -> Decimal:
+    return sum((line.price_unit * line.quantity for line in lines if line.price_unit is not None), Decimal(0))
+
+
 def _check_total(order: MiraklOrder, lines: list[OrderLine], shipping: Decimal) -> None:
     if order.total_price is None:
         raise MappingError(order.order_id, "malformed", "total_price is missing")
-    lines_total = sum((line.price_unit * line.quantity for line in lines), Decimal(0))
+    lines_total = _lines_total(lines)
     computed = lines_total + shipping
-    if computed.quantize(CENT) != order.total_price.quantize(CENT):
+    # After a partial refusal Mirakl's total may still cover every line (unverified on a live
+    # instance): the document is consistent if either reading adds up.
+    whole = _lines_total(order.order_lines) + (order.shipping_price if order.shipping_price is not None else shipping)
+    if order.total_price.quantize(CENT) not in (computed.quantize(CENT), whole.quantize(CENT)):
         raise MappingError(
             order.order_id,
             "malformed",
@@ -298,11 +305,17 @@ def _check(order: MiraklOrder, variants: Mapping[str, Variant], marketplace: Mar
             "(Mirakl hides it before acceptance on some marketplaces): import once Mirakl shows it",
         )
     _check_lines(order, lines, variants)
-    shipping = order.shipping_price
-    if shipping is None:
-        shipping = sum((line.shipping_price or Decimal(0) for line in lines), Decimal(0))
+    shipping = _shipping_price(order, lines)
     _check_total(order, lines, shipping)
     return _Checked(store.currency.upper(), tax_mode == "TAX_INCLUDED", lines, shipping)
+
+
+def _shipping_price(order: MiraklOrder, lines: list[OrderLine]) -> Decimal:
+    """Shipping of the lines imported: the order's, unless refused/canceled lines took their share with them."""
+    partial = len(lines) < len(order.order_lines)
+    if order.shipping_price is not None and not (partial and all(line.shipping_price is not None for line in lines)):
+        return order.shipping_price
+    return sum((line.shipping_price or Decimal(0) for line in lines), Decimal(0))
 
 
 def _order_facts(order: MiraklOrder, marketplace: MarketplaceConfig) -> _Notes:
@@ -398,7 +411,9 @@ def build_order_create(
         order_tax_lines = _order_tax_lines(order, checked.lines, taxes_included, currency)
     all_tax_lines = [tax for item in [*line_items, shipping_line] for tax in item.get("taxLines", [])]
     taxes = _tax_total([*all_tax_lines, *order_tax_lines])
-    paid = order.total_price if taxes_included else order.total_price + taxes
+    # What the customer paid for the lines imported (equal to Mirakl's total_price unless lines were refused).
+    imported_total = _lines_total(checked.lines) + checked.shipping
+    paid = imported_total if taxes_included else imported_total + taxes
 
     order_input: dict = {
         "currency": currency,

@@ -263,6 +263,15 @@ def test_refused_lines_are_not_imported():
     assert [item["sku"] for item in items] == ["ALP-TRAIL-42"]
 
 
+def test_refused_line_still_in_mirakls_total_imports_and_charges_only_the_accepted_lines():
+    data = tax_included_order()
+    data["order_lines"][1]["order_line_state"] = "REFUSED"  # totals still cover both lines
+    request = build(data)
+    assert [item["sku"] for item in request.order["lineItems"]] == ["ALP-TRAIL-42"]
+    assert money(request.order["shippingLines"][0]["priceSet"]) == D("4.95")
+    assert money(request.order["transactions"][0]["amountSet"]) == D("184.75")  # 2 × 89.90 + 4.95, not 224.70
+
+
 def test_configuration_drives_tags_source_gateway_namespace_and_options():
     mp = marketplace(
         code="leroymerlin_fr",

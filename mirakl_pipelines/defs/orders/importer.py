@@ -19,7 +19,13 @@ from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
 from mirakl_pipelines.ledger import Ledger, OrderLink
 from mirakl_pipelines.mirakl.client import MiraklClient
-from mirakl_pipelines.mirakl.errors import MiraklError, MiraklInvalidState
+from mirakl_pipelines.mirakl.errors import (
+    CallBudgetExceeded,
+    MiraklError,
+    MiraklInvalidState,
+    MiraklRateLimited,
+    MiraklServerError,
+)
 from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
@@ -32,6 +38,8 @@ WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
 # Exception kinds an import can raise; a successful import resolves them.
 IMPORT_EXCEPTION_KINDS = ("unknown_sku", "missing_address", "invalid_order", "currency", "import_failed")
 ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
+# Worth another OR21 later in the run; any other Mirakl error is a refusal to report at once.
+TRANSIENT_MIRAKL_ERRORS = (MiraklServerError, MiraklRateLimited, CallBudgetExceeded)
 # Set by the exactly-once test to kill the process between the Shopify call and the ledger write.
 CRASH_ENV = "MIRAKL_PIPELINES_CRASH_AT"
 
@@ -157,15 +165,14 @@ class OrderBatch:
                 self.log.info("order %s is no longer awaiting acceptance: %s", order.order_id, e.message)
                 self.ledger.record_acceptance(code, order.order_id, state="not_applicable", now=self.now())
                 return
-            except MiraklError as e:
+            except TRANSIENT_MIRAKL_ERRORS as e:
                 if attempt == attempts:
-                    self.report.acceptance_failed += 1
-                    self.ledger.record_acceptance(code, order.order_id, state="failed", now=self.now())
-                    text = f"OR21 for order {order.order_id} failed after {attempts} attempts: {e}"
-                    self.ledger.raise_exception(code, "acceptance_failed", order.order_id, text, {"decision": lines}, now=self.now())
-                    self.alerts.send(f"Acceptance failed on {self.marketplace.name}", text, logger=self.log)
+                    self._acceptance_failed(order, lines, f"OR21 for order {order.order_id} failed after {attempts} attempts: {e}")
                     return
                 self.log.warning("OR21 for %s failed (attempt %d/%d): %s", order.order_id, attempt, attempts, e)
+            except MiraklError as e:  # refused by Mirakl: sending it again would not help
+                self._acceptance_failed(order, lines, f"Mirakl refused the decision on order {order.order_id}: {e}")
+                return
         state = {"accept": "accepted", "refuse": "refused", "partial": "partial"}[action]
         self.report.accepted += action in ("accept", "partial")
         self.report.refused += action == "refuse"
@@ -173,6 +180,14 @@ class OrderBatch:
         self.ledger.resolve_exceptions(code, order.order_id, ACCEPTANCE_EXCEPTION_KINDS, now=self.now())
         if reason:
             self.log.info("order %s: %s (%s)", order.order_id, action, reason)
+
+    def _acceptance_failed(self, order: MiraklOrder, lines: dict[str, bool], text: str) -> None:
+        self.report.acceptance_failed += 1
+        self.ledger.record_acceptance(self.marketplace.code, order.order_id, state="failed", now=self.now())
+        self.ledger.raise_exception(
+            self.marketplace.code, "acceptance_failed", order.order_id, text, {"decision": lines}, now=self.now()
+        )
+        self.alerts.send(f"Acceptance failed on {self.marketplace.name}", text, logger=self.log)
 
     # -- import -------------------------------------------------------------------------------
 

@@ -81,7 +81,10 @@ def create_shopify_app(store: ShopifyStore):
         Route("/_sandbox/stats", stats_view, methods=["GET"]),
         Route("/_sandbox/settings", settings_view, methods=["GET", "POST"]),
     ])
-    return FaultMiddleware(app, store.faults, error_body=b'{"errors":"Service Unavailable"}')
+    return FaultMiddleware(
+        app, store.faults, error_body=b'{"errors":"Service Unavailable"}',
+        throttle_body=b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}',
+    )
 
 
 def run_graphql(store: ShopifyStore, schema: GraphQLSchema, documents: DocumentCache, query: str, variables: dict,
