@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import sys
 
 from mirakl_pipelines.config import ConfigError, load_settings
@@ -21,23 +20,15 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(e, file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)
     print(f"ok: {len(settings.marketplaces)} marketplace(s): {', '.join(m.code for m in settings.marketplaces)}")
     return 0
 
 
 def _cmd_exceptions(args: argparse.Namespace) -> int:
-    from mirakl_pipelines.defs.resources import ledger_url
     from mirakl_pipelines.ledger import Ledger
 
-    settings = load_settings(args.config)
-    url = ledger_url(settings)
-    url = url if isinstance(url, str) else os.environ[settings.ledger_url_env]
-    ledger = Ledger.connect(url)
+    ledger = Ledger.connect(load_settings(args.config).ledger_url())
     try:
         rows = ledger.open_exceptions(args.marketplace)
     finally:
@@ -78,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     exc.set_defaults(func=_cmd_exceptions)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as e:  # a bad configuration is the operator's to fix: say what, no traceback
+        print(e, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

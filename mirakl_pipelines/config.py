@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "marketplaces.yaml"
@@ -140,14 +141,22 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
-        codes = [m.code for m in self.marketplaces]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
-        if dupes:
-            raise ValueError(f"marketplace codes must be unique; repeated: {dupes}")
+        problems = []
+        seen: set[str] = set()
         stores = {s.name for s in self.shopify_stores}
-        for m in self.marketplaces:
+        for i, m in enumerate(self.marketplaces):
+            if m.code in seen:
+                problems.append((("marketplaces", i, "code"), m.code, f"marketplace code {m.code!r} is used twice; codes must be unique"))
+            seen.add(m.code)
             if m.shopify_store is not None and m.shopify_store not in stores:
-                raise ValueError(f"marketplace {m.code!r} names shopify_store {m.shopify_store!r}; known: {sorted(stores)}")
+                problems.append((("marketplaces", i, "shopify_store"), m.shopify_store,
+                                 f"no shopify_stores entry is named {m.shopify_store!r}; known: {sorted(stores)}"))
+        if problems:
+            # Located errors, so the message names the field like any other validation error.
+            raise ValidationError.from_exception_data("Settings", [
+                InitErrorDetails(type=PydanticCustomError("consistency", text), loc=loc, input=value)
+                for loc, value, text in problems
+            ])
         return self
 
     def marketplace(self, code: str) -> MarketplaceConfig:
@@ -161,7 +170,12 @@ class Settings(_Strict):
         return next(s for s in self.shopify_stores if s.name == name)
 
     def ledger_url(self) -> str:
-        return os.environ.get(self.ledger_url_env) or self.ledger_default_url
+        """From its environment variable when set (it may hold a password), else the default (a path relative to the project)."""
+        url = os.environ.get(self.ledger_url_env) or self.ledger_default_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            url = prefix + str(self.resolve_path(url[len(prefix):]))
+        return url
 
     def resolve_path(self, path: str) -> Path:
         p = Path(path)
@@ -173,7 +187,9 @@ def _describe(error: ValidationError, path: Path) -> str:
     for e in error.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         got = e.get("input")
-        got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+        # An unknown key may be a secret pasted into the file: never echo its value.
+        echo = not isinstance(got, (dict, list)) and e["type"] != "extra_forbidden"
+        got_text = f" (got {got!r})" if echo else ""
         lines.append(f"  - {where}: {e['msg']}{got_text}")
     return "\n".join(lines)
 

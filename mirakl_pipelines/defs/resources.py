@@ -94,14 +94,11 @@ class ShopifyResource(dg.ConfigurableResource):
 
 
 def ledger_url(settings: Settings):
-    """The ledger URL: from its environment variable when set (it may hold a password), else the default file."""
+    """The ledger URL for the resource: an EnvVar when its environment variable is set, so a password in it is
+    resolved at launch and never shown; else the default file."""
     if os.environ.get(settings.ledger_url_env):
         return dg.EnvVar(settings.ledger_url_env)
-    url = settings.ledger_default_url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        url = prefix + str(settings.resolve_path(url[len(prefix):]))
-    return url
+    return settings.ledger_url()
 
 
 def build_resources(settings: Settings, config_path: Optional[str] = None, rate_limit_scale: float = 1.0) -> dict:

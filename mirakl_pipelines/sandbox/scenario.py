@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSim
@@ -51,12 +52,22 @@ class Scenario:
                        for p in catalogue["products"] for v in p["variants"]}
         self.unknown_skus = list(catalogue.get("unknown_skus", []))
         self._counter = 100000
-        self._carry: dict[str, float] = {code: 0.0 for code in sims}
+        # Exact fractions: float steps of 0.1 would add up to 0.999… and place each order a step late.
+        self._carry: dict[str, Fraction] = {code: Fraction(0) for code in sims}
         self.placed: list[tuple[str, str]] = []  # (marketplace code, order id)
+
+    def _pick_variants(self, count: int) -> list[dict]:
+        """Distinct variants, well-stocked ones more often: marketplaces sell what the shop lists as available."""
+        pool, picks = list(self.variants), []
+        while pool and len(picks) < count:
+            variant = self.rng.choices(pool, weights=[5 + v.get("stock", 0) for v in pool])[0]
+            picks.append(variant)
+            pool.remove(variant)
+        return picks
 
     def _lines(self) -> list[dict]:
         count = self.rng.choice([2, 2, 3]) if self.rng.random() < self.settings.multi_line_share else 1
-        picks = self.rng.sample(self.variants, k=min(count, len(self.variants)))
+        picks = self._pick_variants(count)
         lines = [{"sku": v["sku"], "title": self.titles[v["sku"]], "quantity": self.rng.choice([1, 1, 1, 2, 3]),
                   "unit_price": Decimal(str(v["price"]))} for v in picks]
         if self.unknown_skus and self.rng.random() < self.settings.unknown_sku_share:
@@ -100,7 +111,7 @@ class Scenario:
         """Place the orders due after `elapsed_seconds` and let the marketplaces' clocks act. Returns orders placed."""
         placed = 0
         for code, sim in self.sims.items():
-            self._carry[code] += self.settings.orders_per_minute * elapsed_seconds / 60
+            self._carry[code] += Fraction(str(self.settings.orders_per_minute)) * Fraction(str(elapsed_seconds)) / 60
             while self._carry[code] >= 1:
                 self._carry[code] -= 1
                 self.place_order(code)

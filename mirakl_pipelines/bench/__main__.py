@@ -1,0 +1,72 @@
+"""`python -m mirakl_pipelines.bench`: every benchmark at its real size, a table, and BENCHMARKS.md.
+
+    python -m mirakl_pipelines.bench [--only import refresh latency memory] [--output BENCHMARKS.md]
+                                     [--latency-seconds 420] [--no-write]
+
+Each benchmark works in a temporary directory of its own (ledger, warehouse, Dagster home, logs),
+removed at the end unless --keep is given.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mirakl_pipelines.bench.latency import bench_latency
+from mirakl_pipelines.bench.memory import bench_memory
+from mirakl_pipelines.bench.refresh import bench_refresh
+from mirakl_pipelines.bench.report import machine_info, render_table, write_markdown
+from mirakl_pipelines.bench.throughput import bench_import
+from mirakl_pipelines.config import PROJECT_ROOT
+
+BENCHMARKS = ("import", "refresh", "latency", "memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mirakl_pipelines.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    parser.add_argument("--keep", action="store_true", help="keep the work directories (logs, ledgers, Dagster homes)")
+    parser.add_argument("--import-orders", type=int, default=300)
+    parser.add_argument("--day-orders", type=int, default=2000, help="orders already in the day for the refresh benchmark")
+    parser.add_argument("--latency-seconds", type=float, default=420.0)
+    parser.add_argument("--memory-orders", type=int, default=10_000)
+    args = parser.parse_args(argv)
+
+    runners = {
+        "import": lambda d: bench_import(d, orders=args.import_orders),
+        "refresh": lambda d: bench_refresh(d, day_orders=args.day_orders),
+        "latency": lambda d: bench_latency(d, duration_s=args.latency_seconds),
+        "memory": lambda d: bench_memory(d, orders=args.memory_orders),
+    }
+    root = Path(tempfile.mkdtemp(prefix="mirakl-bench-"))
+    results = []
+    try:
+        for name in BENCHMARKS:
+            if name not in args.only:
+                continue
+            print(f"running {name} …", flush=True)
+            began = time.monotonic()
+            result = runners[name](root / name)
+            print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+            results.append(result)
+    finally:
+        if args.keep:
+            print(f"work directories kept under {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(render_table(results))
+    if not args.no_write:
+        command = "make bench" if not argv and len(sys.argv) <= 1 else \
+            "python -m mirakl_pipelines.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_markdown(args.output, results, machine_info(), command=command)
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

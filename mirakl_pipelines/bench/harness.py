@@ -1,0 +1,207 @@
+"""The benchmarks' moving parts: the sandbox process, orders placed over its control routes, the job process.
+
+Nothing here is timed by itself; each benchmark module decides what to measure.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator, Optional
+
+import httpx
+import yaml
+
+from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV
+from mirakl_pipelines.demo import CATALOGUE
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MARKETPLACES = ("decathlon_fr", "leroymerlin_fr")  # the demo's, as start_sandbox builds them
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not measure what it set out to (a run failed, a process died): never a silent figure."""
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process, from /proc/<pid>/stat (fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces: skip past it
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the child's own process group (it was started in a new session), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env.pop("MIRAKL_PIPELINES_LEDGER_URL", None)  # the benchmark's ledger is the SQLite file in its workdir
+    return env
+
+
+@dataclass
+class SandboxProcess:
+    process: subprocess.Popen
+    info: dict
+    http: httpx.Client
+
+    @property
+    def pid(self) -> int:
+        return self.info["pid"]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.info["env"]
+
+    def url(self, name: str) -> str:
+        return self.info["urls"][name]
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.pid)
+
+    def set_faults(self, **knobs) -> None:
+        """The same fault knobs on every simulator (both marketplaces and the shop)."""
+        for url in self.info["urls"].values():
+            self.http.post(f"{url}/_sandbox/faults", json=knobs).raise_for_status()
+
+    def shop_stats(self) -> dict:
+        return self._get(self.url("shopify"), "/_sandbox/stats")
+
+    def marketplace_stats(self, code: str) -> dict:
+        return self._get(self.url(code), "/_sandbox/stats")
+
+    def shop_orders(self) -> list[dict]:
+        return self._get(self.url("shopify"), "/_sandbox/orders")
+
+    def marketplace_orders(self, code: str) -> list[dict]:
+        return self._get(self.url(code), "/_sandbox/orders")["orders"]
+
+    def place_orders(self, code: str, orders: list[dict], threads: int = 4) -> list[str]:
+        """POST each order (build_order's arguments as JSON) to the marketplace's control route; their ids."""
+        url = f"{self.url(code)}/_sandbox/orders"
+
+        def place(order: dict) -> str:
+            response = self.http.post(url, content=json.dumps(order, default=str))
+            if response.status_code != 201:
+                raise BenchError(f"placing order {order.get('order_id')} on {code}: {response.status_code} {response.text[:500]}")
+            return response.json()["order_id"]
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(place, orders))
+
+    def _get(self, base: str, path: str):
+        response = self.http.get(base + path)
+        response.raise_for_status()
+        return json.loads(response.text, parse_float=Decimal)
+
+
+@contextmanager
+def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay: float = 20.0,
+                    scenario_orders_per_minute: float = 0.0, cron: str = "* * * * *",
+                    start_timeout: float = 60.0) -> Iterator[SandboxProcess]:
+    """Start `python -m mirakl_pipelines.bench.sandbox_process` and stop it (and only it) at the end."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    info_path = workdir / "sandbox.json"
+    info_path.unlink(missing_ok=True)
+    log = open(workdir / "sandbox.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirakl_pipelines.bench.sandbox_process", "--info", str(info_path),
+         "--workdir", str(workdir), "--rate-limit-scale", str(rate_limit_scale), "--debit-delay", str(debit_delay),
+         "--scenario-orders-per-minute", str(scenario_orders_per_minute), "--cron", cron],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env({}),
+    )
+    http = httpx.Client(timeout=60)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not info_path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the sandbox process did not start: {(workdir / 'sandbox.log').read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield SandboxProcess(process, json.loads(info_path.read_text()), http)
+    finally:
+        http.close()
+        stop_process_group(process)
+        log.close()
+
+
+def write_config(sandbox: SandboxProcess, workdir: Path) -> Path:
+    """The pipelines' configuration for this sandbox (the one the sandbox wrote), as a file."""
+    path = workdir / "marketplaces.yaml"
+    path.write_text(yaml.safe_dump(sandbox.info["settings"], sort_keys=False))
+    return path
+
+
+def run_jobs(sandbox: SandboxProcess, config_path: Path, workdir: Path, runs: list[dict],
+             rate_limit_scale: float, timeout: float = 1800.0) -> dict:
+    """Run `runs` ({label, marketplace, day}) in one `job_runner` child process; its JSON result.
+
+    Raises BenchError naming the run when one fails: a figure from a failed run means nothing.
+    """
+    spec = {"config_path": str(config_path), "rate_limit_scale": rate_limit_scale,
+            "dagster_home": str(workdir / "dagster_home"), "sandbox_pid": sandbox.pid, "runs": runs}
+    spec_path, result_path = workdir / "job_spec.json", workdir / "job_result.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    result_path.unlink(missing_ok=True)
+    env = child_env({**sandbox.env, CONFIG_ENV_VAR: str(config_path), RATE_LIMIT_SCALE_ENV: str(rate_limit_scale)})
+    done = subprocess.run([sys.executable, "-m", "mirakl_pipelines.bench.job_runner", str(spec_path), str(result_path)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not result_path.exists():
+        raise BenchError(f"the job process exited with {done.returncode}: {done.stderr[-4000:]}")
+    result = json.loads(result_path.read_text())  # timings and counts, no money
+    for run in result["runs"]:
+        if not run["success"]:
+            raise BenchError(f"run {run['label']!r} ({run['partition']}) failed: {run['error']}")
+    return result
+
+
+def catalogue_lines() -> list[dict]:
+    """One order line per catalogue variant the shop knows (SKU, title, price as text)."""
+    catalogue = yaml.safe_load(CATALOGUE.read_text())
+    return [{"sku": v["sku"], "title": f"{p['title']} {v['title']}", "unit_price": str(v["price"])}
+            for p in catalogue["products"] for v in p["variants"]]
+
+
+def order_specs(prefix: str, count: int, state: str, created: list[datetime]) -> list[dict]:
+    """`count` orders for POST /_sandbox/orders: 1–3 known SKUs each (deterministic), created at the given times."""
+    lines = catalogue_lines()
+    specs = []
+    for i in range(count):
+        picked = [lines[(i + k * 3) % len(lines)] for k in range(1 + i % 3)]
+        specs.append({
+            "order_id": f"{prefix}-{i:06d}-A",
+            "lines": [{**line, "quantity": 1 + (i + n) % 2} for n, line in enumerate(picked)],
+            "state": state,
+            "created": created[i].astimezone(timezone.utc).isoformat(),
+        })
+    return specs
+
+
+def spread(count: int, start: datetime, end: datetime) -> list[datetime]:
+    """`count` moments evenly spread over [start, end)."""
+    step = (end - start) / max(count, 1)
+    return [start + step * i for i in range(count)]
+
+
+def default_workdir(name: str, base: Optional[Path] = None) -> Path:
+    from mirakl_pipelines.config import PROJECT_ROOT
+
+    return (base or PROJECT_ROOT / ".bench") / name

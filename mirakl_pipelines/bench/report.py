@@ -1,0 +1,136 @@
+"""What every benchmark reports: figures with their targets, the machine they ran on, BENCHMARKS.md."""
+
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+COMMAND = "make bench"
+
+
+@dataclass
+class Figure:
+    """One measured figure. `passed` is None when the figure has no target (reported for information)."""
+
+    benchmark: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    passed: Optional[bool] = None
+    precision: int = 2
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+    def formatted(self) -> str:
+        if self.value != self.value:  # NaN: nothing could be measured
+            return "n/a"
+        return f"{self.value:,.{self.precision}f} {self.unit}".rstrip()
+
+
+@dataclass
+class BenchResult:
+    """A benchmark's figures plus the notes a reader needs to trust them (sizes, what was left out)."""
+
+    title: str
+    figures: list[Figure]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _os_name() -> str:
+    try:
+        info = platform.freedesktop_os_release()
+        return f"{info.get('PRETTY_NAME', info.get('NAME', 'Linux'))}, kernel {platform.release()}"
+    except OSError:
+        return f"{platform.system()} {platform.release()}"
+
+
+def machine_info() -> dict[str, str]:
+    return {
+        "CPU": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": f"{_memory_gib():.1f} GiB",
+        "OS": _os_name(),
+        "Python": sys.version.split()[0],
+        "Dagster": metadata.version("dagster"),
+    }
+
+
+def render_table(results: list[BenchResult]) -> str:
+    """A Markdown table of every figure (also readable as plain text on a terminal)."""
+    rows = [("benchmark", "figure", "value", "target", "result")]
+    for result in results:
+        rows += [(f.benchmark, f.name, f.formatted(), f.target, f.verdict) for f in result.figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+HOW_TO_READ = """\
+## How to read this
+
+Every figure comes from the real product against the sandbox over loopback HTTP: the `orders_sync` job
+(`mirakl_orders` → `shopify_orders`) run with `execute_in_process` on a SQLite Dagster instance, in a child
+process of its own, while the sandbox (two Mirakl marketplaces and a Shopify store) runs in another process,
+so the pipeline's CPU and memory are measured apart from the simulators'. The latency figure runs the demo set-up
+instead (sandbox + scenario + `dagster dev` with a one-minute schedule), so it includes the daemon, the run
+queue and a process per run. A target is PASS or FAIL as measured, with no adjustment: a FAIL is a
+finding, explained under its benchmark and in the issue. Mirakl's call-frequency limits are compressed in time
+(`rate_limit_scale`, the same on both sides) except in the latency benchmark, which uses the real limits;
+Shopify's cost bucket is never compressed. What is not measured: real network latency beyond the injected
+50 ms, the real APIs' own variability, PostgreSQL (the ledger and the instance are SQLite here), and several
+marketplaces importing into one store at once (they share one bucket).
+"""
+
+
+def write_markdown(path: Path, results: list[BenchResult], machine: dict[str, str], when: datetime | None = None,
+                   command: str = COMMAND) -> None:
+    when = when or datetime.now(timezone.utc)
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Run on {when:%Y-%m-%d %H:%M} UTC with:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()) + ".",
+        "",
+        render_table(results),
+        "",
+        HOW_TO_READ,
+    ]
+    for result in results:
+        parts += [f"## {result.title}", ""]
+        parts += [f"- {note}" for note in result.notes]
+        parts += [f"- took {result.seconds:.0f} s to run", ""]
+    path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")

@@ -1,0 +1,60 @@
+"""The sandbox in a process of its own, so a benchmark can tell its CPU from the pipeline's.
+
+    python -m mirakl_pipelines.bench.sandbox_process --info sandbox.json --workdir DIR [options]
+
+Starts `start_sandbox(...)` (optionally the scenario), writes the servers' URLs, the keys (as the
+environment the pipelines read) and the pipelines' settings to the JSON file, then serves until
+SIGTERM/SIGINT.
+"""
+
+import argparse
+import json
+import os
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from mirakl_pipelines.demo import start_sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mirakl_pipelines.bench.sandbox_process", description=__doc__)
+    parser.add_argument("--info", required=True, help="JSON file to write the URLs, keys and settings to")
+    parser.add_argument("--workdir", required=True, help="where the pipelines' ledger and warehouse go")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate-limit-scale", type=float, default=1.0)
+    parser.add_argument("--debit-delay", type=float, default=20.0, help="seconds from acceptance to the customer's debit")
+    parser.add_argument("--backlog", type=int, default=0)
+    parser.add_argument("--scenario-orders-per-minute", type=float, default=0.0,
+                        help="run the scenario at this rate per marketplace (0: no scenario)")
+    parser.add_argument("--cron", default="* * * * *")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sandbox = start_sandbox(seed=args.seed, orders_per_minute=args.scenario_orders_per_minute or 1.0,
+                            rate_limit_scale=args.rate_limit_scale, debit_delay=timedelta(seconds=args.debit_delay),
+                            backlog=args.backlog)
+    try:
+        if args.scenario_orders_per_minute > 0:
+            sandbox.start_scenario()
+        info = {
+            "pid": os.getpid(),
+            "urls": {name: server.url for name, server in sandbox.servers.items()},
+            "env": sandbox.env(),
+            "settings": sandbox.settings_dict(Path(args.workdir), cron=args.cron),
+        }
+        target = Path(args.info)
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps(info, indent=2))
+        partial.replace(target)  # the parent polls for the file: it must never see half of it
+        stop.wait()
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""The scenario driver: deterministic for a seed, and over a few hundred orders it plays every case the order flow must handle."""
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import yaml
+
+from mirakl_pipelines.config import PROJECT_ROOT
+from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
+from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings
+from mirakl_pipelines_tests.reference import reference_file
+
+CATALOGUE = yaml.safe_load((PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml").read_text())
+CATALOGUE_PRICES = {v["sku"]: Decimal(v["price"]) for p in CATALOGUE["products"] for v in p["variants"]}
+UNKNOWN_SKUS = set(CATALOGUE["unknown_skus"])
+START = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+DEBIT_DELAY = timedelta(seconds=30)
+MARKETS = ("decathlon_fr", "leroymerlin_fr")
+MANY = 200  # per marketplace: 400 orders in all
+
+
+def make_sims() -> dict[str, MarketplaceSim]:
+    """Two marketplaces on a frozen clock (only `advance` moves it), so dates are reproducible."""
+    return {
+        code: MarketplaceSim(MarketplaceSettings(code=code, debit_delay=DEBIT_DELAY), clock=lambda: START)
+        for code in MARKETS
+    }
+
+
+def make_scenario(seed: int = 7, **settings) -> Scenario:
+    return Scenario(make_sims(), CATALOGUE, ScenarioSettings(seed=seed, **settings))
+
+
+def place_many(scenario: Scenario, per_marketplace: int = MANY) -> list[dict]:
+    for _ in range(per_marketplace):
+        for code in scenario.sims:
+            scenario.place_order(code)
+    return [order for sim in scenario.sims.values() for order in sim.orders()]
+
+
+@pytest.fixture(scope="module")
+def played() -> tuple[Scenario, list[dict]]:
+    scenario = make_scenario()
+    return scenario, place_many(scenario)
+
+
+def _fingerprint(orders: list[dict]) -> list[tuple]:
+    return [
+        (o["order_id"], o["customer"]["firstname"], o["customer"]["lastname"], o["shipping_pudo_id"],
+         (o["customer"]["organization"] or {}).get("name"),
+         tuple((line["offer_sku"], line["quantity"], line["price"]) for line in o["order_lines"]))
+        for o in orders
+    ]
+
+
+# ---- determinism ------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_orders():
+    first, second = make_scenario(seed=11), make_scenario(seed=11)
+    assert _fingerprint(place_many(first, 40)) == _fingerprint(place_many(second, 40))
+    assert first.placed == second.placed
+
+
+def test_another_seed_other_orders():
+    assert _fingerprint(place_many(make_scenario(seed=11), 40)) != _fingerprint(place_many(make_scenario(seed=12), 40))
+
+
+def test_placed_records_every_order_in_its_marketplace(played):
+    scenario, orders = played
+    assert len(scenario.placed) == len(orders) == MANY * len(MARKETS)
+    assert len(set(scenario.placed)) == len(scenario.placed)
+    for code, sim in scenario.sims.items():
+        assert {oid for c, oid in scenario.placed if c == code} == {o["order_id"] for o in sim.orders()}
+
+
+# ---- the cases the order flow must handle ---------------------------------------------------------
+
+
+def _share(orders: list[dict], predicate) -> float:
+    return sum(1 for o in orders if predicate(o)) / len(orders)
+
+
+def _non_ascii(order: dict) -> bool:
+    customer = order["customer"]
+    return not (customer["firstname"] + customer["lastname"]).isascii()
+
+
+# (name, predicate, lowest and highest share over 400 orders; bounds wide enough for any seed, tight enough to catch a knob ignored)
+CASES = [
+    ("single line", lambda o: len(o["order_lines"]) == 1, 0.5, 0.8),
+    ("multi-line", lambda o: len(o["order_lines"]) > 1, 0.2, 0.5),
+    ("three lines", lambda o: len(o["order_lines"]) == 3, 0.03, 0.25),
+    ("a quantity above 1", lambda o: any(line["quantity"] > 1 for line in o["order_lines"]), 0.25, 0.65),
+    ("relay point", lambda o: o["shipping_pudo_id"] is not None, 0.1, 0.3),
+    ("B2B organisation", lambda o: o["customer"]["organization"] is not None, 0.04, 0.18),
+    ("non-ASCII name", _non_ascii, 0.2, 0.9),
+    ("unknown SKU", lambda o: any(line["offer_sku"] in UNKNOWN_SKUS for line in o["order_lines"]), 0.02, 0.1),
+]
+
+
+@pytest.mark.parametrize("name, predicate, low, high", CASES, ids=[c[0] for c in CASES])
+def test_every_case_appears_in_a_plausible_share(played, name, predicate, low, high):
+    _, orders = played
+    assert low <= _share(orders, predicate) <= high, name
+
+
+def test_every_order_has_taxes_and_shipping_in_decimal(played):
+    _, orders = played
+    for order in orders:
+        assert isinstance(order["total_price"], Decimal), order["order_id"]
+        assert order["shipping_price"] > 0, order["order_id"]
+        assert order["total_price"] == order["price"] + order["shipping_price"], order["order_id"]
+        for line in order["order_lines"]:
+            assert sum(t["amount"] for t in line["taxes"]) > 0, line["order_line_id"]
+            assert sum(t["amount"] for t in line["shipping_taxes"]) > 0, line["order_line_id"]
+
+
+def test_lines_are_catalogue_variants_at_catalogue_prices(played):
+    _, orders = played
+    seen = Counter()
+    for order in orders:
+        skus = [line["offer_sku"] for line in order["order_lines"]]
+        assert len(skus) == len(set(skus)), f"{order['order_id']} repeats a SKU on two lines"
+        for line in order["order_lines"]:
+            sku = line["offer_sku"]
+            seen[sku] += 1
+            if sku in UNKNOWN_SKUS:
+                assert line["quantity"] == 1
+                continue
+            assert sku in CATALOGUE_PRICES, f"{order['order_id']}: {sku} is neither in the catalogue nor an unknown SKU"
+            assert line["price_unit"] == CATALOGUE_PRICES[sku]
+            assert line["price"] == CATALOGUE_PRICES[sku] * line["quantity"]
+    assert set(CATALOGUE_PRICES) <= set(seen), "every catalogue variant gets ordered over a few hundred orders"
+    assert UNKNOWN_SKUS <= set(seen)
+
+
+def test_pudo_orders_are_relay_point_deliveries(played):
+    _, orders = played
+    for order in (o for o in orders if o["shipping_pudo_id"]):
+        assert order["shipping_type_code"] == "PUDO"
+        assert order["shipping_pudo_id"] in order["customer"]["shipping_address"]["additional_info"]
+
+
+def test_b2b_orders_carry_a_named_organisation(played):
+    _, orders = played
+    organisations = [o["customer"]["organization"] for o in orders if o["customer"]["organization"]]
+    assert all(org["name"] and org["organization_id"] for org in organisations)
+
+
+def test_new_orders_wait_for_acceptance_at_the_current_time(played):
+    _, orders = played
+    assert {o["order_state"] for o in orders} == {"WAITING_ACCEPTANCE"}
+    assert {o["created_date"] for o in orders} == {START}
+
+
+def test_some_orders_are_never_paid_after_acceptance_and_debit_delay():
+    scenario = make_scenario()
+    place_many(scenario, 100)
+    for sim in scenario.sims.values():
+        for order in sim.orders():
+            sim.accept(order["order_id"], {"order_lines": [{"id": line["order_line_id"], "accepted": True}
+                                                            for line in order["order_lines"]]})
+    states_before = Counter(o["order_state"] for sim in scenario.sims.values() for o in sim.orders())
+    assert states_before == {"WAITING_DEBIT": 200}
+    for sim in scenario.sims.values():
+        sim.advance(DEBIT_DELAY + timedelta(hours=6))
+    orders = {o["order_id"]: (code, o) for code, sim in scenario.sims.items() for o in sim.orders()}
+    states = Counter(o["order_state"] for _, o in orders.values())
+    assert set(states) == {"SHIPPING", "WAITING_DEBIT"}
+    assert 0.01 <= states["WAITING_DEBIT"] / len(orders) <= 0.12
+    for code, order in orders.values():
+        if order["order_state"] == "SHIPPING":
+            assert order["customer_debited_date"] == START + DEBIT_DELAY
+        else:
+            assert order["customer_debited_date"] is None
+            # Never paid, yet still payable: only the customer's debit is missing.
+            assert scenario.sims[code].pay(order["order_id"])["order_state"] == "SHIPPING"
+
+
+def test_shares_follow_the_settings():
+    scenario = make_scenario(multi_line_share=0.0, unknown_sku_share=1.0, pudo_share=0.0, b2b_share=1.0)
+    orders = place_many(scenario, 30)
+    assert all(len(o["order_lines"]) == 1 for o in orders)
+    assert all(o["order_lines"][0]["offer_sku"] in UNKNOWN_SKUS for o in orders)
+    assert all(o["shipping_pudo_id"] is None for o in orders)
+    assert all(o["customer"]["organization"] is not None for o in orders)
+
+
+# ---- pacing and backlog -----------------------------------------------------------------------------
+
+
+def test_step_places_orders_at_the_configured_rate():
+    scenario = make_scenario(orders_per_minute=6)
+    counts = lambda: {code: len(sim.orders()) for code, sim in scenario.sims.items()}  # noqa: E731
+    assert scenario.step(5) == 0  # half an order each: carried over, not rounded away
+    assert counts() == {code: 0 for code in MARKETS}
+    assert scenario.step(5) == len(MARKETS)
+    assert counts() == {code: 1 for code in MARKETS}
+    assert scenario.step(60) == 6 * len(MARKETS)
+    assert counts() == {code: 7 for code in MARKETS}
+    assert sum(scenario.step(2.5) for _ in range(48)) == 12 * len(MARKETS)  # two minutes in 2.5 s steps (exact in binary)
+    assert counts() == {code: 19 for code in MARKETS}
+
+
+def test_step_in_one_second_ticks_keeps_the_exact_rate():
+    scenario = make_scenario(orders_per_minute=6)
+    assert sum(scenario.step(1) for _ in range(120)) == 12 * len(MARKETS)
+
+
+def test_step_lets_the_marketplace_clocks_act():
+    """Due debits happen on a step even when the step places nothing."""
+    now = {"value": START}
+    sims = {code: MarketplaceSim(MarketplaceSettings(code=code, debit_delay=DEBIT_DELAY), clock=lambda: now["value"])
+            for code in MARKETS}
+    scenario = Scenario(sims, CATALOGUE, ScenarioSettings(orders_per_minute=0, never_paid_share=0.0))
+    sim = sims[MARKETS[0]]
+    order = scenario.place_order(MARKETS[0])
+    sim.accept(order["order_id"], {"order_lines": [{"id": line["order_line_id"], "accepted": True} for line in order["order_lines"]]})
+    now["value"] = START + DEBIT_DELAY
+
+    def state() -> str:  # OR11's listing reads without applying due transitions
+        return sim.list_orders({"order_ids": order["order_id"]})["orders"][0]["order_state"]
+
+    assert state() == "WAITING_DEBIT"
+    assert scenario.step(30) == 0
+    assert state() == "SHIPPING"
+
+
+def test_seed_backlog_leaves_shipping_and_waiting_acceptance_orders():
+    scenario = make_scenario()
+    scenario.seed_backlog(per_marketplace=5)
+    for code, sim in scenario.sims.items():
+        orders = sim.orders()
+        assert Counter(o["order_state"] for o in orders) == {"SHIPPING": 3, "WAITING_ACCEPTANCE": 2}
+        assert all(o["created_date"] < START for o in orders)
+        for order in orders:
+            if order["order_state"] == "SHIPPING":
+                # Accepted and paid earlier: what an import run picks up at once.
+                assert order["customer_debited_date"] is not None
+                assert order["acceptance_decision_date"] is not None
+            else:
+                assert order["acceptance_decision_date"] is None
+    assert len(scenario.placed) == 5 * len(MARKETS)
+
+
+# ---- through the real servers --------------------------------------------------------------------
+
+
+def test_orders_placed_in_the_running_sandbox_appear_in_or11():
+    reference_file("shopify/admin-2026-07.schema.graphql")  # start_sandbox also serves the Shopify store
+    from mirakl_pipelines.demo import start_sandbox
+    from mirakl_pipelines.mirakl.client import MiraklClient
+
+    scale = 0.001
+    sandbox = start_sandbox(seed=3, orders_per_minute=3, rate_limit_scale=scale, backlog=2)
+    try:
+        backlog = set(sandbox.scenario.placed)
+        assert sandbox.scenario.step(60) == 3 * len(sandbox.sims)
+        new = set(sandbox.scenario.placed) - backlog
+        assert len(new) == 3 * len(sandbox.sims)
+        for code, server in sandbox.servers.items():
+            if code == "shopify":
+                continue
+            with MiraklClient(server.url, sandbox.secrets[code], marketplace=code, rate_limit_scale=scale) as client:
+                listed = client.list_orders()
+                assert client.rejected == [], client.rejected
+            ids = {order.order_id for order in listed}
+            assert ids == {oid for c, oid in sandbox.scenario.placed if c == code}
+            assert {oid for c, oid in new if c == code} <= ids
+            states = Counter(order.order_state for order in listed)
+            assert states == {"SHIPPING": 1, "WAITING_ACCEPTANCE": 4}
+    finally:
+        sandbox.stop()
