@@ -5,8 +5,10 @@ that late updates (Mirakl itself shifts `start_update_date` back) are seen again
 Naive datetimes are taken as UTC.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Optional
+
+from mirakl_pipelines.mirakl.models import MiraklOrder
 
 _DAY = timedelta(days=1)
 
@@ -24,7 +26,7 @@ def partition_day_bounds(day: date) -> tuple[datetime, datetime]:
 def fetch_window(
     day: date,
     now: datetime,
-    last_window_end: Optional[datetime],
+    last_window_end: datetime | None,
     lookback: timedelta,
     full_day: bool = False,
 ) -> tuple[datetime, datetime]:
@@ -51,54 +53,43 @@ def fetch_window(
     return min(window_start, window_end), window_end
 
 
-def _updated_at(record: dict[str, Any]) -> Optional[datetime]:
-    value = record.get("last_updated_date")
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return _utc(value)
-    if isinstance(value, str):
-        try:
-            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            pass
-    raise ValueError(
-        f"order {record.get('order_id')!r}: last_updated_date {value!r} is not an ISO-8601 date-time"
-    )
+@dataclass(frozen=True)
+class MergeResult:
+    orders: list[MiraklOrder]
+    new: int  # orders the day did not hold yet
+    updated: int  # orders whose newer version replaced the one held
 
 
-def _order_id(record: dict[str, Any], where: str, index: int) -> str:
-    order_id = record.get("order_id")
-    if not order_id:
-        raise ValueError(f"{where} record #{index} has no order_id: {sorted(record)[:8]}")
-    return order_id
-
-
-def merge_orders(existing: list[dict], fresh: list[dict]) -> list[dict]:
-    """Union of both lists, one record per order_id, keeping the latest last_updated_date.
-
-    On a tie (or missing dates) the fresh record wins: it was fetched later. Existing orders keep
-    their position; orders seen for the first time are appended in the order they were fetched.
-    """
-    merged: dict[str, dict] = {}
-    for index, record in enumerate(existing):
-        order_id = _order_id(record, "existing", index)
-        kept = merged.get(order_id)
-        if kept is None or _newer_or_same(record, kept):
-            merged[order_id] = record
-    for index, record in enumerate(fresh):
-        order_id = _order_id(record, "fresh", index)
-        kept = merged.get(order_id)
-        if kept is None or _newer_or_same(record, kept):
-            merged[order_id] = record
-    return list(merged.values())
-
-
-def _newer_or_same(candidate: dict, kept: dict) -> bool:
-    candidate_at, kept_at = _updated_at(candidate), _updated_at(kept)
+def _newer_or_same(candidate: MiraklOrder, kept: MiraklOrder) -> bool:
+    candidate_at, kept_at = candidate.last_updated_date, kept.last_updated_date
     if candidate_at is None or kept_at is None:
         return candidate_at is not None or kept_at is None
-    return candidate_at >= kept_at
+    return _utc(candidate_at) >= _utc(kept_at)
 
 
-__all__ = ["fetch_window", "merge_orders", "partition_day_bounds"]
+def merge_orders(existing: list[MiraklOrder], fresh: list[MiraklOrder]) -> MergeResult:
+    """Fold a fetch into the day's orders, one per order_id, the latest last_updated_date winning.
+
+    On a tie (or missing dates) the fresh copy wins: it was fetched later. Existing orders keep
+    their position; orders seen for the first time are appended in the order they were fetched.
+    Overlapping look-back windows return the same orders again: those count as neither new nor updated.
+    """
+    merged: dict[str, MiraklOrder] = {}
+    for order in existing:
+        kept = merged.get(order.order_id)
+        if kept is None or _newer_or_same(order, kept):
+            merged[order.order_id] = order
+    known = dict(merged)
+    for order in fresh:
+        kept = merged.get(order.order_id)
+        if kept is None or _newer_or_same(order, kept):
+            merged[order.order_id] = order
+    new = sum(1 for order_id in merged if order_id not in known)
+    updated = sum(
+        1 for order_id, order in merged.items()
+        if order_id in known and order is not known[order_id] and order.last_updated_date != known[order_id].last_updated_date
+    )
+    return MergeResult(list(merged.values()), new, updated)
+
+
+__all__ = ["MergeResult", "fetch_window", "merge_orders", "partition_day_bounds"]

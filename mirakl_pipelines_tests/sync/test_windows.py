@@ -2,6 +2,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.sync.windows import fetch_window, merge_orders, partition_day_bounds
 
 UTC = timezone.utc
@@ -81,6 +82,18 @@ def test_negative_lookback_is_refused():
 # -- merging re-fetched orders ---------------------------------------------------------------
 
 
+def order(order_id, updated, state="SHIPPING"):
+    return MiraklOrder.model_validate(rec(order_id, updated, state))
+
+
+def _orders(records):
+    return [MiraklOrder.model_validate(r) for r in records]
+
+
+def _key(o):
+    return o.order_id, o.order_state, o.last_updated_date
+
+
 def rec(order_id, updated, state="SHIPPING"):
     return {"order_id": order_id, "last_updated_date": updated, "order_state": state}
 
@@ -114,11 +127,13 @@ def rec(order_id, updated, state="SHIPPING"):
     ],
 )
 def test_merge_orders(existing, fresh, expected):
-    assert merge_orders(existing, fresh) == expected
+    merged = merge_orders(_orders(existing), _orders(fresh)).orders
+    assert [_key(o) for o in merged] == [_key(o) for o in _orders(expected)]
 
 
-def test_merge_orders_rejects_records_without_id_or_with_a_bad_date():
-    with pytest.raises(ValueError, match="fresh record #1 has no order_id"):
-        merge_orders([], [rec("A", None), {"last_updated_date": None}])
-    with pytest.raises(ValueError, match="order 'A': last_updated_date 'yesterday'"):
-        merge_orders([rec("A", "2026-03-14T10:00:00Z")], [rec("A", "yesterday")])
+def test_merge_counts_new_and_updated_but_not_refetched_copies():
+    existing = [order("A", "2026-03-14T10:00:00Z"), order("B", "2026-03-14T10:05:00Z")]
+    fresh = [order("A", "2026-03-14T10:00:00Z"), order("B", "2026-03-14T11:00:00Z", "SHIPPED"), order("C", None)]
+    result = merge_orders(existing, fresh)
+    assert (result.new, result.updated) == (1, 1)
+    assert [o.order_id for o in result.orders] == ["A", "B", "C"]

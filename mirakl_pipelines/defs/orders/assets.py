@@ -24,7 +24,7 @@ from mirakl_pipelines.defs.resources import (
     ShopifyResource,
     WarehouseResource,
 )
-from mirakl_pipelines.sync.windows import fetch_window
+from mirakl_pipelines.sync.windows import fetch_window, merge_orders
 
 # Run tag asking for the partition's whole day (close-out runs); past days are always fetched whole.
 FULL_DAY_TAG = "mirakl_pipelines/full_day"
@@ -70,19 +70,17 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             with mirakl.client(cfg, code, budget=lg) as client:
                 fresh = client.list_orders(updated_from=start, updated_to=end, tax_mode=marketplace.orders.tax_mode)
                 calls = sum(client.calls.values())
-            existing = raw_dataset.from_table(
-                read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
-            )
-            merged, new, updated = raw_dataset.merge(existing, fresh)
-            path = write_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.to_table(merged))
+            merged = merge_orders(_day_orders(warehouse, code, day), fresh)
+            path = write_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.to_table(merged.orders))
             lg.set_watermark(FLOW, code, day, end)
-        context.log.info("%s %s: fetched %d orders in [%s, %s), %d new, %d updated", code, day, len(fresh), start, end, new, updated)
+        context.log.info("%s %s: fetched %d orders in [%s, %s), %d new, %d updated",
+                         code, day, len(fresh), start, end, merged.new, merged.updated)
         return dg.MaterializeResult(
             metadata={
                 "fetched": len(fresh),
-                "new": new,
-                "updated": updated,
-                "dagster/row_count": len(merged),
+                "new": merged.new,
+                "updated": merged.updated,
+                "dagster/row_count": len(merged.orders),
                 "window_start": dg.MetadataValue.timestamp(start),
                 "window_end": dg.MetadataValue.timestamp(end),
                 "full_day": full_day,
@@ -116,9 +114,7 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         day, code = split_partition_key(context)
         marketplace = cfg.marketplace(code)
         store = cfg.store_for(marketplace)
-        orders = raw_dataset.from_table(
-            read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
-        )
+        orders = _day_orders(warehouse, code, day)
         with ledger.open() as lg, mirakl.client(cfg, code, budget=lg) as mk, shopify.client(cfg, store.name) as sh:
             batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log)
             report = batch.run(orders)
@@ -144,6 +140,12 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         )
 
     return [mirakl_orders, shopify_orders]
+
+
+def _day_orders(warehouse: WarehouseResource, code: str, day: date) -> list:
+    """The Mirakl orders the day's raw parquet holds (none before the first fetch)."""
+    table = read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
+    return raw_dataset.from_table(table)
 
 
 def _preview(rows: list[dict]) -> dg.MetadataValue:

@@ -57,22 +57,3 @@ def to_table(orders: list[MiraklOrder]) -> pa.Table:
 
 def from_table(table: pa.Table) -> list[MiraklOrder]:
     return [MiraklOrder.model_validate_json(raw) for raw in table.column("raw_json").to_pylist()]
-
-
-def merge(existing: list[MiraklOrder], fresh: list[MiraklOrder]) -> tuple[list[MiraklOrder], int, int]:
-    """Fold a fetch into the day's orders: the latest `last_updated_date` wins. Returns (orders, new, updated)."""
-    by_id = {o.order_id: o for o in existing}
-    new = updated = 0
-    for order in fresh:
-        known = by_id.get(order.order_id)
-        if known is None:
-            new += 1
-        elif (order.last_updated_date or known.last_updated_date) and (
-            known.last_updated_date is None
-            or (order.last_updated_date is not None and order.last_updated_date > known.last_updated_date)
-        ):
-            updated += 1
-        else:
-            continue
-        by_id[order.order_id] = order
-    return sorted(by_id.values(), key=lambda o: (o.created_date is None, o.created_date, o.order_id)), new, updated
