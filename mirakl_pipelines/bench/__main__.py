@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from mirakl_pipelines.bench.harness import BenchError
 from mirakl_pipelines.bench.latency import bench_latency
 from mirakl_pipelines.bench.memory import bench_memory
 from mirakl_pipelines.bench.refresh import bench_refresh
-from mirakl_pipelines.bench.report import machine_info, render_table, write_markdown
+from mirakl_pipelines.bench.report import BenchResult, Figure, machine_info, render_table, write_markdown
 from mirakl_pipelines.bench.throughput import bench_import
 from mirakl_pipelines.config import PROJECT_ROOT
 
@@ -45,14 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     root = Path(tempfile.mkdtemp(prefix="mirakl-bench-"))
     results = []
+    failed = False
     try:
         for name in BENCHMARKS:
             if name not in args.only:
                 continue
             print(f"running {name} …", flush=True)
             began = time.monotonic()
-            result = runners[name](root / name)
+            try:
+                result = runners[name](root / name)
+            except BenchError as error:  # keep the other benchmarks' figures; this one reads n/a, FAIL
+                failed = True
+                result = BenchResult(f"{name}: could not be measured", [
+                    Figure(name, "benchmark did not complete", float("nan"), "", "completes", False)], [str(error)[:2000]])
             print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+            result.seconds = time.monotonic() - began
             results.append(result)
     finally:
         if args.keep:
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "python -m mirakl_pipelines.bench " + " ".join(argv if argv is not None else sys.argv[1:])
         write_markdown(args.output, results, machine_info(), command=command)
         print(f"wrote {args.output}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

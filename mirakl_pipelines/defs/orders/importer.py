@@ -82,9 +82,9 @@ class OrderBatch:
     report: BatchReport = field(default_factory=BatchReport)
 
     def run(self, orders: list[MiraklOrder]) -> BatchReport:
-        links = self._observe(orders)
-        to_decide = [o for o in orders if self._awaits_decision(o, links[o.order_id])]
-        to_import = [o for o in orders if self._needs_import(o, links[o.order_id])]
+        links, reasons = self._observe(orders)
+        to_decide = [o for o in orders if self._awaits_decision(links[o.order_id])]
+        to_import = [o for o in orders if self._needs_import(links[o.order_id], reasons[o.order_id])]
         variants = self._variants(to_decide + to_import)
         if self.marketplace.acceptance.mode != "after_import":
             self._decide(to_decide, variants)
@@ -94,12 +94,13 @@ class OrderBatch:
 
     # -- ledger bookkeeping -------------------------------------------------------------------
 
-    def _observe(self, orders: list[MiraklOrder]) -> dict[str, OrderLink]:
+    def _observe(self, orders: list[MiraklOrder]) -> tuple[dict[str, OrderLink], dict[str, str | None]]:
         # One read for the whole day, then writes only for orders that changed: a refresh that
         # finds nothing new must stay cheap however many orders the day holds.
         links = self.ledger.get_order_links(self.marketplace.code, [o.order_id for o in orders])
+        reasons = {}
         for order in orders:
-            reason = skip_reason(order, self.marketplace.orders)
+            reason = reasons[order.order_id] = skip_reason(order, self.marketplace.orders)
             self.report.considered += 1
             if reason is None:
                 self.report.eligible += 1
@@ -121,16 +122,18 @@ class OrderBatch:
                 skip_reason=reason,
                 now=self.now(),
             )
-        return links
+        return links, reasons
 
-    def _awaits_decision(self, order: MiraklOrder, link: OrderLink) -> bool:
-        return order.order_state == WAITING_ACCEPTANCE and link.acceptance_state in ("pending", "left", "failed")
+    # The ledger holds the latest state seen of each order (an older day's file may hold an older
+    # snapshot): decisions follow the ledger, and only an eligible snapshot is imported.
+    def _awaits_decision(self, link: OrderLink) -> bool:
+        return link.mirakl_state == WAITING_ACCEPTANCE and link.acceptance_state in ("pending", "left", "failed")
 
-    def _needs_import(self, order: MiraklOrder, link: OrderLink) -> bool:
+    def _needs_import(self, link: OrderLink, reason: str | None) -> bool:
         if link.import_state == "imported":
             self.report.already_imported += 1
             return False
-        return link.eligible
+        return link.eligible and reason is None
 
     def _variants(self, orders: list[MiraklOrder]) -> Mapping[str, Variant]:
         skus = sorted({line.sku for o in orders for line in o.order_lines if line.sku})
