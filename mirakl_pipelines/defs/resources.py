@@ -53,7 +53,8 @@ class MiraklResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
 
     @contextmanager
-    def client(self, settings: Settings, code: str, budget=None) -> Iterator[MiraklClient]:
+    def client(self, settings: Settings, code: str, budget=None, max_wait: float = 120.0) -> Iterator[MiraklClient]:
+        """A client for marketplace `code`; `max_wait` (API seconds) is how long a call may wait for its budget slot."""
         marketplace = settings.marketplace(code)
         if not self.api_keys.get(code):
             raise dg.Failure(f"no Mirakl API key for marketplace {code!r}: set the environment variable {marketplace.api_key_env}")
@@ -64,6 +65,7 @@ class MiraklResource(dg.ConfigurableResource):
             persona=marketplace.call_frequency,
             budget=budget,
             rate_limit_scale=self.rate_limit_scale,
+            max_wait=max_wait * self.rate_limit_scale,
             timeout=self.timeout_seconds,
             marketplace=code,
         )

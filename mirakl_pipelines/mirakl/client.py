@@ -45,7 +45,9 @@ MAX_PAGE_SIZE = 100  # the de-facto cap of offset pagination (NOTES §2.4)
 MAX_IDS_PER_CALL = 100  # "The limit of 100 is exceeded for the parameter" (NOTES §2.3)
 # Slots are booked a little further apart than documented: Mirakl measures the interval between
 # arrivals, the budget between reservations, and request latency would otherwise land a call early.
-BUDGET_MARGIN = 0.05
+# An absolute second (in API time), not a percentage: a schedule ticking at exactly the documented
+# interval then drifts by one second per tick, not by three.
+BUDGET_MARGIN_SECONDS = 1.0
 # States an order reaches only after OR24: "Current status is <one of these>" means a previous OR24 worked.
 ALREADY_SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
 
@@ -257,9 +259,10 @@ class MiraklClient:
     # ---- internals ----------------------------------------------------------------------------------
 
     def _await_budget(self, operation: str) -> None:
-        interval = min_interval(operation, self.persona, self.rate_limit_scale) * (1 + BUDGET_MARGIN)
+        interval = min_interval(operation, self.persona, self.rate_limit_scale)
         if interval <= 0:
             return
+        interval += BUDGET_MARGIN_SECONDS * self.rate_limit_scale
         key = f"{self.marketplace}:{operation}"
         wait = self.budget.reserve(key, interval, max_wait=self.max_wait)
         if wait > self.max_wait:

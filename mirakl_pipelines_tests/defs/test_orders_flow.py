@@ -112,6 +112,8 @@ def test_orders_are_accepted_then_imported_once(pipeline, sandbox):
     third = pipeline.run()
     assert _meta(third, "mirakl_orders")["mirakl_calls"] == 1
     assert _meta(third, "shopify_orders")["imported"] == 0
+    # Only the two orders still waiting for an operator are looked at again; the imported ones are settled.
+    assert _meta(third, "shopify_orders")["examined"] == 2
     assert len(sandbox.store.orders()) == 2
 
     # The day's raw orders are in parquet, money as decimal128.

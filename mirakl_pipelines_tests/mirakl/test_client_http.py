@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from mirakl_pipelines.mirakl.budget import InMemoryBudget
-from mirakl_pipelines.mirakl.client import BUDGET_MARGIN, USER_AGENT, Carrier, MiraklClient
+from mirakl_pipelines.mirakl.client import BUDGET_MARGIN_SECONDS, USER_AGENT, Carrier, MiraklClient
 from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
     MiraklAuthError,
@@ -21,7 +21,7 @@ from mirakl_pipelines.mirakl.errors import (
 )
 
 KEY = "secret-shop-key-123"
-OR11_SLOT = 60 * 0.001 * (1 + BUDGET_MARGIN)  # OR11's minute on the 1/1000 time scale, plus the margin
+OR11_SLOT = (60 + BUDGET_MARGIN_SECONDS) * 0.001  # OR11's minute on the 1/1000 time scale, plus the margin
 
 
 def _order(order_id: str, updated: str = "2026-03-01T10:00:00Z", **extra) -> dict:
@@ -335,12 +335,12 @@ def test_carriers_and_their_daily_budget(stub, make_client):
 
 def test_second_listing_within_the_interval_waits_for_its_slot(stub, make_client, recording_sleep):
     stub.handler = _paged([])
-    client = make_client(rate_limit_scale=0.002)  # OR11: 60 s -> 0.126 s with the margin
+    client = make_client(rate_limit_scale=0.002)  # OR11: 60 s -> 0.122 s with the margin
     started = time.monotonic()
     client.list_orders()
     client.list_orders()
     assert time.monotonic() - started >= 0.12
-    assert len(recording_sleep.waits) == 1 and 0.1 < recording_sleep.waits[0] <= 0.126
+    assert len(recording_sleep.waits) == 1 and 0.1 < recording_sleep.waits[0] <= 0.123
 
 
 def test_shared_budget_paces_two_clients_of_one_marketplace(stub, make_client):
@@ -354,7 +354,7 @@ def test_shared_budget_paces_two_clients_of_one_marketplace(stub, make_client):
     partner.list_orders()
     with pytest.raises(CallBudgetExceeded) as caught:  # 15 min -> 0.945 s on this scale, more than max_wait
         partner.list_orders()
-    assert caught.value.wait == pytest.approx(0.9 * (1 + BUDGET_MARGIN), abs=0.05)
+    assert caught.value.wait == pytest.approx((900 + BUDGET_MARGIN_SECONDS) * 0.001, abs=0.05)
 
 
 def test_non_json_success_is_a_response_error(stub, make_client):

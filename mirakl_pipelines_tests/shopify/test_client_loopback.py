@@ -109,6 +109,18 @@ def test_create_order_round_trip_and_find_by_source_identifier(sandbox):
         assert Decimal(data["order"]["totalPriceSet"]["shopMoney"]["amount"]) == Decimal("179.80")
 
 
+def test_batched_lookup_by_source_identifiers(sandbox):
+    store, server = sandbox
+    with client_for(server) as client:
+        variant = client.variants_by_sku(["ALP-MERINO-S"])["ALP-MERINO-S"]
+        created = {sid: client.create_order(order_input(sid, variant), OPTIONS) for sid in ("mk:A-1", "mk:A-2", "mk:B-10")}
+        client.lookup_batch_size = 2
+        calls_before = client.calls["FindOrdersBySourceIdentifier"]
+        found = client.find_orders_by_source_identifiers(["mk:A-1", "mk:A-2", "mk:B-10", "mk:A-3", "mk:A"])
+        assert client.calls["FindOrdersBySourceIdentifier"] - calls_before == 3  # 5 ids, 2 per search
+    assert {sid: ref.id for sid, ref in found.items()} == {sid: ref.id for sid, ref in created.items()}
+
+
 def test_user_errors_are_typed_with_fields(sandbox):
     store, server = sandbox
     with client_for(server) as client, pytest.raises(ShopifyUserError) as caught:

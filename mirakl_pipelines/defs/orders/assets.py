@@ -17,6 +17,7 @@ from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.defs.orders.checks import ORDER_CHECK_SPECS, evaluate_order_checks
 from mirakl_pipelines.defs.orders.importer import OrderBatch
 from mirakl_pipelines.defs.partitions import split_partition_key
+from mirakl_pipelines.mirakl.errors import CallBudgetExceeded
 from mirakl_pipelines.defs.resources import (
     LedgerResource,
     MiraklResource,
@@ -24,11 +25,14 @@ from mirakl_pipelines.defs.resources import (
     ShopifyResource,
     WarehouseResource,
 )
-from mirakl_pipelines.sync.windows import fetch_window, merge_orders
+from mirakl_pipelines.sync.windows import fetch_window
 
 # Run tag asking for the partition's whole day (close-out runs); past days are always fetched whole.
 FULL_DAY_TAG = "mirakl_pipelines/full_day"
 FLOW = "orders"
+# How long (in API seconds) a fetch may wait for Mirakl's OR11 slot (at most one call a minute).
+REFRESH_PATIENCE_SECONDS = 20.0
+FULL_DAY_PATIENCE_SECONDS = 120.0
 
 API_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -67,11 +71,21 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             start, end = fetch_window(
                 day, now, watermark, timedelta(minutes=marketplace.schedule.lookback_minutes), full_day=full_day
             )
-            with mirakl.client(cfg, code, budget=lg) as client:
-                fresh = client.list_orders(updated_from=start, updated_to=end, tax_mode=marketplace.orders.tax_mode)
+            # A refresh does not queue for OR11: when the slot is far, it skips and the next tick's look-back
+            # covers the window. A close-out or backfill waits for its slot.
+            patience = FULL_DAY_PATIENCE_SECONDS if full_day else REFRESH_PATIENCE_SECONDS
+            with mirakl.client(cfg, code, budget=lg, max_wait=patience) as client:
+                try:
+                    fresh = client.list_orders(updated_from=start, updated_to=end, tax_mode=marketplace.orders.tax_mode)
+                except CallBudgetExceeded as e:
+                    if full_day:
+                        raise
+                    context.log.warning("%s %s: refresh skipped, OR11's next slot is %.1f s away", code, day, e.wait)
+                    return dg.MaterializeResult(metadata={"fetched": 0, "skipped": "OR11 call budget: next slot too far",
+                                                          "mirakl_calls": 0})
                 calls = sum(client.calls.values())
-            merged = merge_orders(_day_orders(warehouse, code, day), fresh)
-            path = write_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.to_table(merged.orders))
+            table, merged = raw_dataset.merge_into(_day_table(warehouse, code, day), fresh)
+            path = write_partition(warehouse.base_path, raw_dataset.DATASET, code, day, table)
             lg.set_watermark(FLOW, code, day, end)
         context.log.info("%s %s: fetched %d orders in [%s, %s), %d new, %d updated",
                          code, day, len(fresh), start, end, merged.new, merged.updated)
@@ -80,7 +94,7 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 "fetched": len(fresh),
                 "new": merged.new,
                 "updated": merged.updated,
-                "dagster/row_count": len(merged.orders),
+                "dagster/row_count": len(table),
                 "window_start": dg.MetadataValue.timestamp(start),
                 "window_end": dg.MetadataValue.timestamp(end),
                 "full_day": full_day,
@@ -114,15 +128,16 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         day, code = split_partition_key(context)
         marketplace = cfg.marketplace(code)
         store = cfg.store_for(marketplace)
-        orders = _day_orders(warehouse, code, day)
+        day_table = _day_table(warehouse, code, day)
         with ledger.open() as lg, mirakl.client(cfg, code, budget=lg) as mk, shopify.client(cfg, store.name) as sh:
             batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log)
-            report = batch.run(orders)
+            report = batch.run(day_table)
             checks = evaluate_order_checks(lg, marketplace, _utcnow())
             api_calls = {"mirakl": sum(mk.calls.values()), "shopify": sum(sh.calls.values()), "shopify_cost": sh.cost_spent}
         return dg.MaterializeResult(
             metadata={
                 "orders_in_day": report.considered,
+                "examined": report.examined,
                 "eligible": report.eligible,
                 "imported": report.imported,
                 "recovered": report.recovered,
@@ -142,10 +157,9 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     return [mirakl_orders, shopify_orders]
 
 
-def _day_orders(warehouse: WarehouseResource, code: str, day: date) -> list:
-    """The Mirakl orders the day's raw parquet holds (none before the first fetch)."""
-    table = read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
-    return raw_dataset.from_table(table)
+def _day_table(warehouse: WarehouseResource, code: str, day: date):
+    """The day's raw orders table (empty before the first fetch)."""
+    return read_partition(warehouse.base_path, raw_dataset.DATASET, code, day, raw_dataset.SCHEMA)
 
 
 def _preview(rows: list[dict]) -> dg.MetadataValue:

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
+import pyarrow as pa
+
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
+from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import Ledger, OrderLink
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.errors import (
@@ -29,10 +32,10 @@ from mirakl_pipelines.mirakl.errors import (
 from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
-from mirakl_pipelines.shopify.models import Variant
+from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
 from mirakl_pipelines.sync.eligibility import skip_reason
-from mirakl_pipelines.sync.order_mapping import MappingError, build_order_create, source_identifier
+from mirakl_pipelines.sync.order_mapping import MappingError, OrderCreateRequest, build_order_create, source_identifier
 
 WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
 # Exception kinds an import can raise; a successful import resolves them.
@@ -56,6 +59,7 @@ def _utcnow() -> datetime:
 @dataclass
 class BatchReport:
     considered: int = 0
+    examined: int = 0  # parsed and checked this run; the others were settled in the ledger already
     eligible: int = 0
     imported: int = 0
     recovered: int = 0  # found already in Shopify (a previous run died before its ledger write)
@@ -81,31 +85,58 @@ class OrderBatch:
     now: Callable[[], datetime] = _utcnow
     report: BatchReport = field(default_factory=BatchReport)
 
-    def run(self, orders: list[MiraklOrder]) -> BatchReport:
-        links, reasons = self._observe(orders)
+    def run(self, day: pa.Table) -> BatchReport:
+        """Process the day's raw orders (the `mirakl_orders` parquet table)."""
+        orders, links = self._unsettled(day)
+        reasons = self._observe(orders, links)
         to_decide = [o for o in orders if self._awaits_decision(links[o.order_id])]
         to_import = [o for o in orders if self._needs_import(links[o.order_id], reasons[o.order_id])]
         variants = self._variants(to_decide + to_import)
         if self.marketplace.acceptance.mode != "after_import":
             self._decide(to_decide, variants)
-        for order in to_import:
-            self._import(order, variants)
+        self._import_all(to_import, variants)
         return self.report
 
     # -- ledger bookkeeping -------------------------------------------------------------------
 
-    def _observe(self, orders: list[MiraklOrder]) -> tuple[dict[str, OrderLink], dict[str, str | None]]:
-        # One read for the whole day, then writes only for orders that changed: a refresh that
-        # finds nothing new must stay cheap however many orders the day holds.
-        links = self.ledger.get_order_links(self.marketplace.code, [o.order_id for o in orders])
+    def _unsettled(self, day: pa.Table) -> tuple[list[MiraklOrder], dict[str, OrderLink]]:
+        """The day's orders with something to do, parsed; the others are only counted.
+
+        One ledger read for the whole day, and raw JSON parsed only for orders whose snapshot is new
+        to the ledger or still awaits a decision or an import: a refresh that finds nothing new stays
+        cheap however many orders the day holds.
+        """
+        keys = raw_dataset.keys(day)
+        links = self.ledger.get_order_links(self.marketplace.code, [k.order_id for k in keys])
+        todo = []
+        for key in keys:
+            link = links.get(key.order_id)
+            if link is not None and self._settled(key, link):
+                self._count(None if link.eligible else link.skip_reason)
+                self.report.already_imported += link.import_state == "imported"
+            else:
+                todo.append(key.index)
+        self.report.examined = len(todo)
+        return raw_dataset.parse(day, todo), links
+
+    def _settled(self, key: "raw_dataset.OrderKey", link: OrderLink) -> bool:
+        seen = link.mirakl_state == key.order_state and link.mirakl_updated_at == key.last_updated_date
+        pending_work = self._awaits_decision(link) or (link.eligible and link.import_state != "imported")
+        return seen and not pending_work
+
+    def _count(self, reason: str | None) -> None:
+        self.report.considered += 1
+        if reason is None:
+            self.report.eligible += 1
+        else:
+            self.report.skipped[reason] += 1
+
+    def _observe(self, orders: list[MiraklOrder], links: dict[str, OrderLink]) -> dict[str, str | None]:
+        """Record each order's snapshot in the ledger (when it changed); returns its skip reason."""
         reasons = {}
         for order in orders:
             reason = reasons[order.order_id] = skip_reason(order, self.marketplace.orders)
-            self.report.considered += 1
-            if reason is None:
-                self.report.eligible += 1
-            else:
-                self.report.skipped[reason] += 1
+            self._count(reason)
             known = links.get(order.order_id)
             if (known is not None and known.mirakl_state == order.order_state
                     and known.mirakl_updated_at == order.last_updated_date and known.eligible == (reason is None)):
@@ -122,7 +153,7 @@ class OrderBatch:
                 skip_reason=reason,
                 now=self.now(),
             )
-        return links, reasons
+        return reasons
 
     # The ledger holds the latest state seen of each order (an older day's file may hold an older
     # snapshot): decisions follow the ledger, and only an eligible snapshot is imported.
@@ -194,27 +225,38 @@ class OrderBatch:
 
     # -- import -------------------------------------------------------------------------------
 
-    def _import(self, order: MiraklOrder, variants: Mapping[str, Variant]) -> None:
+    def _import_all(self, orders: list[MiraklOrder], variants: Mapping[str, Variant]) -> None:
         code = self.marketplace.code
-        try:
-            request = build_order_create(order, variants, self.marketplace, self.store)
-        except MappingError as e:
-            self._import_failed(order, _exception_kind(e.kind), e.reason, {"kind": e.kind})
+        requests = {}
+        for order in orders:
+            try:
+                requests[order.order_id] = build_order_create(order, variants, self.marketplace, self.store)
+            except MappingError as e:
+                self._import_failed(order, _exception_kind(e.kind), e.reason, {"kind": e.kind})
+        if not requests:
             return
-        try:
-            existing = self.shopify.find_orders_by_source_identifier(source_identifier(code, order.order_id))
-            if existing:
-                ref = existing[0]
-                self.report.recovered += 1
-                self.log.warning("order %s was already in Shopify as %s: linking it, not creating it again", order.order_id, ref.name)
-            else:
+        # Look Shopify up before creating, for the whole batch at once: an order created by a run that
+        # died before its ledger write is linked, never created twice.
+        existing = self.shopify.find_orders_by_source_identifiers(source_identifier(code, oid) for oid in requests)
+        for order in orders:
+            if order.order_id in requests:
+                self._import(order, requests[order.order_id], existing.get(source_identifier(code, order.order_id)))
+
+    def _import(self, order: MiraklOrder, request: OrderCreateRequest, existing: ShopifyOrderRef | None) -> None:
+        code = self.marketplace.code
+        if existing is not None:
+            ref = existing
+            self.report.recovered += 1
+            self.log.warning("order %s was already in Shopify as %s: linking it, not creating it again", order.order_id, ref.name)
+        else:
+            try:
                 ref = self.shopify.create_order(request.order, request.options)
-        except ShopifyUserError as e:
-            self._import_failed(order, "import_failed", f"Shopify refused order {order.order_id}: {e}", {"user_errors": e.user_errors})
-            return
-        except ShopifyError as e:
-            self._import_failed(order, "import_failed", f"Shopify call failed for order {order.order_id}: {e}", {})
-            return
+            except ShopifyUserError as e:
+                self._import_failed(order, "import_failed", f"Shopify refused order {order.order_id}: {e}", {"user_errors": e.user_errors})
+                return
+            except ShopifyError as e:
+                self._import_failed(order, "import_failed", f"Shopify call failed for order {order.order_id}: {e}", {})
+                return
         _crash_point("after_shopify_create")
         self.ledger.record_import(
             code, order.order_id, shopify_order_id=ref.id, shopify_order_name=ref.name,

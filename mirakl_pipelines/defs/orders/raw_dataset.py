@@ -5,12 +5,15 @@ client parsed it (unknown fields included), so a mapping fix can be replayed wit
 Mirakl again; the other columns are there for people and query engines.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 import pyarrow as pa
 
 from mirakl_pipelines.defs.io import MONEY, TIMESTAMP
 from mirakl_pipelines.mirakl.models import MiraklOrder
+from mirakl_pipelines.sync.windows import MergeResult, merge_orders
 
 DATASET = "mirakl_orders"
 
@@ -55,5 +58,34 @@ def to_table(orders: list[MiraklOrder]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
-def from_table(table: pa.Table) -> list[MiraklOrder]:
-    return [MiraklOrder.model_validate_json(raw) for raw in table.column("raw_json").to_pylist()]
+@dataclass(frozen=True)
+class OrderKey:
+    """What identifies an order's snapshot, read from the columns without parsing the raw JSON."""
+
+    index: int
+    order_id: str
+    order_state: str | None
+    last_updated_date: datetime | None
+
+
+def keys(table: pa.Table) -> list[OrderKey]:
+    ids, states, updated = (table.column(name).to_pylist() for name in ("order_id", "order_state", "last_updated_date"))
+    return [OrderKey(i, *row) for i, row in enumerate(zip(ids, states, updated))]
+
+
+def parse(table: pa.Table, indices: list[int] | None = None) -> list[MiraklOrder]:
+    """The orders at `indices` (all when None), parsed from their raw JSON."""
+    raw = table.column("raw_json")
+    rows = range(len(table)) if indices is None else indices
+    return [MiraklOrder.model_validate_json(raw[i].as_py()) for i in rows]
+
+
+def merge_into(table: pa.Table, fresh: list[MiraklOrder]) -> tuple[pa.Table, MergeResult]:
+    """Fold a fetch into the day's table. Rows kept from the table are copied, not parsed again:
+    only the fetched orders are serialised."""
+    held = [MiraklOrder.model_construct(order_id=k.order_id, last_updated_date=k.last_updated_date) for k in keys(table)]
+    row_of = {id(stub): i for i, stub in enumerate(held)}
+    result = merge_orders(held, fresh)
+    kept = [row_of[id(o)] for o in result.orders if id(o) in row_of]
+    taken = [o for o in result.orders if id(o) not in row_of]
+    return pa.concat_tables([table.take(pa.array(kept, type=pa.int64())).cast(SCHEMA), to_table(taken)]), result
