@@ -17,8 +17,15 @@ from mirakl_pipelines.bench.memory import bench_memory
 from mirakl_pipelines.bench.refresh import bench_refresh
 from mirakl_pipelines.bench.report import BenchResult, Figure, render_table, write_markdown
 from mirakl_pipelines.bench.throughput import bench_import
+from mirakl_pipelines.sandbox.shopify.schema import shopify_sdl_path
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_shopify_sdl(request):
+    if request.node.name.startswith(("test_import", "test_refresh", "test_memory")) and not shopify_sdl_path().exists():
+        pytest.skip(f"the benchmark's Shopify sandbox needs the Admin GraphQL SDL, absent at {shopify_sdl_path()}")
 
 
 def _figures(result: BenchResult) -> dict[str, Figure]:
@@ -29,8 +36,8 @@ def test_import_benchmark_measures_a_real_run(tmp_path):
     result = bench_import(tmp_path, orders=6, latency_ms=5)
     figures = _figures(result)
     calls = figures["API calls per order (Mirakl + Shopify)"].value
-    # One orders() look-up and one orderCreate per order, plus the OR11 page and the variants query.
-    assert calls == pytest.approx((6 * 2 + 2) / 6)
+    # One orderCreate per order, plus one batched orders() look-up, the OR11 page and the variants query.
+    assert calls == pytest.approx((6 + 3) / 6)
     assert 0 < figures["Shopify cost ceiling used (run wall time)"].value < 100
     assert figures["Shopify points per order"].value > 10  # orderCreate alone costs 10 + its payload
     assert figures["pipeline CPU per order"].value > 0 and figures["sandbox CPU per order"].value > 0
