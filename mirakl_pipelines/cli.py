@@ -44,6 +44,12 @@ def _cmd_exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhooks(args: argparse.Namespace) -> int:
+    from mirakl_pipelines.webhooks.serve import serve
+
+    return serve(load_settings(args.config), host=args.host, port=args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mirakl-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     exc.add_argument("--marketplace", default=None)
     exc.add_argument("--json", action="store_true")
     exc.set_defaults(func=_cmd_exceptions)
+
+    hooks = sub.add_parser("webhooks", help="the Shopify webhook receiver (secrets from the store's webhook_secret_env)")
+    hooks.add_argument("--host", default="127.0.0.1")
+    hooks.add_argument("--port", type=int, default=8090)
+    hooks.add_argument("--config", default=None)
+    hooks.set_defaults(func=_cmd_webhooks)
 
     args = parser.parse_args(argv)
     try:

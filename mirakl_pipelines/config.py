@@ -6,12 +6,15 @@ An invalid file fails at load with the file, the field and what was expected.
 """
 
 import os
+import re
+import string
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
+from urllib.parse import quote
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,11 +96,87 @@ class ScheduleConfig(_Strict):
     @field_validator("cron", "closeout_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from dagster._utils.schedules import is_valid_cron_string
+        return _valid_cron_expression(value)
 
-        if not is_valid_cron_string(value):
-            raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '*/15 * * * *')")
+
+def _valid_cron_expression(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value):
+        raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '*/15 * * * *')")
+    return value
+
+
+INVOICE_PLACEHOLDERS = ("order_name", "mirakl_order_id", "shopify_order_id")
+
+
+class InvoiceConfig(_Strict):
+    """Optional OR74 upload of the customer invoice once the order ships."""
+
+    enabled: bool = False
+    type_code: str = Field(default="CUSTOMER_INVOICE", pattern=r"^[A-Z][A-Z0-9_]*$", description="a DO01 document type code")
+    source: Optional[str] = Field(
+        default=None,
+        validate_default=True,
+        description="file path or http(s) URL template using {order_name}, {mirakl_order_id}, {shopify_order_id}",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None or not value.strip():
+            if info.data.get("enabled"):
+                raise ValueError(
+                    "required when invoice.enabled is true: a file path or URL template such as "
+                    "'invoices/{order_name}.pdf' or 'https://erp.example.com/invoices/{shopify_order_id}.pdf'"
+                )
+            return None
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a valid template ({e}); use {{name}} placeholders") from None
+        unknown = sorted({name for name in names if name not in INVOICE_PLACEHOLDERS})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder(s) {unknown} in {value!r}; known: {', '.join('{' + n + '}' for n in INVOICE_PLACEHOLDERS)}"
+            )
         return value
+
+    @property
+    def is_url(self) -> bool:
+        return bool(self.source) and self.source.lower().startswith(("http://", "https://"))
+
+    def render(self, *, order_name: str, mirakl_order_id: str, shopify_order_id: str) -> str:
+        """The invoice's location for one order. Values are URL-quoted in a URL, and kept to one path segment in a path."""
+        if not self.source:
+            raise ValueError("invoice.source is not set: nothing to render")
+        values = {"order_name": order_name, "mirakl_order_id": mirakl_order_id, "shopify_order_id": shopify_order_id}
+        if self.is_url:
+            values = {name: quote(str(v), safe="") for name, v in values.items()}
+        else:  # a Shopify order name such as "#1001/B" must not climb out of the invoice folder
+            values = {name: re.sub(r"[\\/]|\.\.", "_", str(v)) for name, v in values.items()}
+        return self.source.format(**values)
+
+
+class FulfilmentsConfig(_Strict):
+    partial_shipments: bool = Field(
+        default=False,
+        description="notify a partly fulfilled order (OR23/OR24); when false, ship once every accepted line is fulfilled",
+    )
+    accepts_unregistered_carriers: bool = Field(
+        default=False, description="send carrier_name + carrier_url for a carrier missing from the map, instead of an exception"
+    )
+    unacknowledged_after_minutes: int = Field(
+        default=60, ge=1, description="a fulfilment whose Mirakl order is not SHIPPED after this is an error"
+    )
+    invoice: InvoiceConfig = Field(default_factory=InvoiceConfig)
+    sweep_cron: str = "*/30 * * * *"
+    carriers_file: str = Field(default="data/carriers.yaml", min_length=1)
+
+    @field_validator("sweep_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return _valid_cron_expression(value)
 
 
 class MarketplaceConfig(_Strict):
@@ -112,6 +191,7 @@ class MarketplaceConfig(_Strict):
     orders: OrderImportConfig = Field(default_factory=OrderImportConfig)
     acceptance: AcceptanceConfig = Field(default_factory=AcceptanceConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    fulfilments: FulfilmentsConfig = Field(default_factory=FulfilmentsConfig)
 
     @model_validator(mode="after")
     def _acceptance_fits_import(self) -> "MarketplaceConfig":
@@ -220,6 +300,6 @@ def cached_settings(path: str | None = None) -> Settings:
 
 
 __all__ = [
-    "AcceptanceConfig", "ConfigError", "MarketplaceConfig", "OrderImportConfig", "ScheduleConfig",
+    "AcceptanceConfig", "ConfigError", "FulfilmentsConfig", "InvoiceConfig", "MarketplaceConfig", "OrderImportConfig", "ScheduleConfig",
     "Settings", "ShopifyStoreConfig", "cached_settings", "load_settings", "parse_settings",
 ]

@@ -101,3 +101,74 @@ call_budget = sa.Table(
     sa.Column("key", sa.String(256), primary_key=True),
     sa.Column("last_slot", sa.Double, nullable=False),
 )
+
+# Shopify already stores some links by legacy id ("123"): webhooks carry those, so look them up by index too.
+sa.Index(None, order_links.c.shopify_legacy_id)
+
+# Every Shopify webhook delivery received, once per X-Shopify-Webhook-Id. The id is the readers' cursor:
+# ids are handed out and committed in order (see inbox.py), so "id > cursor" never skips a row.
+webhook_inbox = sa.Table(
+    "webhook_inbox",
+    metadata,
+    # BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY (and never reuses ids with AUTOINCREMENT).
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("topic", sa.String(128), nullable=False),
+    sa.Column("shop_domain", sa.String(255), nullable=False),
+    sa.Column("api_version", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(255)),
+    sa.Column("triggered_at", UtcDateTime),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("resource_id", sa.String(128)),
+    sa.Column("shopify_order_id", sa.String(128)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("processed_at", UtcDateTime),
+    sa.Column("outcome", sa.Text),
+    sa.Index(None, "topic", "id"),
+    sa.Index(None, "shopify_order_id"),
+    sqlite_autoincrement=True,
+)
+INBOX_UNPROCESSED_WHERE = webhook_inbox.c.processed_at.is_(None)
+sa.Index(
+    "ix_webhook_inbox_unprocessed",
+    webhook_inbox.c.topic,
+    webhook_inbox.c.id,
+    sqlite_where=INBOX_UNPROCESSED_WHERE,
+    postgresql_where=INBOX_UNPROCESSED_WHERE,
+)
+
+# One row per Shopify fulfilment of an imported order: what it carried, what was sent to Mirakl, and
+# where each step (OR23 tracking, OR24 ship, OR74 invoice) stands, so a crashed push resumes exactly.
+fulfilment_pushes = sa.Table(
+    "fulfilment_pushes",
+    metadata,
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("mirakl_order_id", sa.String(128), primary_key=True),
+    sa.Column("shopify_fulfillment_id", sa.String(128), primary_key=True),
+    sa.Column("shopify_order_id", sa.String(128), nullable=False),
+    sa.Column("shopify_status", sa.String(32)),
+    sa.Column("fulfilment_created_at", UtcDateTime),
+    sa.Column("fulfilment_updated_at", UtcDateTime),
+    sa.Column("tracking_company", sa.Text),
+    sa.Column("tracking_number", sa.Text),
+    sa.Column("tracking_url", sa.Text),
+    sa.Column("carrier_code", sa.String(128)),
+    sa.Column("carrier_name", sa.Text),
+    sa.Column("carrier_url", sa.Text),
+    sa.Column("line_quantities", sa.JSON, nullable=False),
+    sa.Column("or23_state", sa.String(16), nullable=False),
+    sa.Column("or23_at", UtcDateTime),
+    sa.Column("or23_error", sa.Text),
+    sa.Column("or24_state", sa.String(16), nullable=False),
+    sa.Column("or24_at", UtcDateTime),
+    sa.Column("or24_error", sa.Text),
+    sa.Column("or74_state", sa.String(16), nullable=False),
+    sa.Column("or74_at", UtcDateTime),
+    sa.Column("or74_error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Named: the generated name passes PostgreSQL's 63 characters and would be truncated.
+    sa.Index("ix_fulfilment_pushes_or24", "marketplace", "or24_state", "fulfilment_created_at"),
+    sa.Index(None, "shopify_fulfillment_id"),
+)

@@ -1,4 +1,4 @@
-"""httpx client for the Mirakl seller (shop) API: orders (OR11/OR21/OR23/OR24) and carriers (SH21).
+"""httpx client for the Mirakl seller (shop) API: orders (OR11/OR21/OR23/OR24), documents (OR74), carriers (SH21).
 
 What it guarantees to its callers (the order and fulfilment assets, the benchmarks):
 - the documented call frequency is never exceeded: each listing or write books a slot in a
@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
+from xml.sax.saxutils import escape as xml_escape
 from decimal import Decimal
 from importlib import metadata
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
@@ -31,6 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from mirakl_pipelines.mirakl.budget import CallBudget, InMemoryBudget, min_interval
 from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
+    MiraklError,
     MiraklInvalidState,
     MiraklRateLimited,
     MiraklResponseError,
@@ -71,6 +73,32 @@ class Carrier(BaseModel):
     label: str
     standard_code: Optional[str] = None
     tracking_url: Optional[str] = None  # template with {trackingId}
+
+
+# OR74 (NOTES §3.7): the file types Mirakl takes, and its per-order document limit.
+DOCUMENT_EXTENSIONS = frozenset(
+    {"csv", "doc", "xls", "xlsx", "ppt", "pdf", "odt", "ods", "odp", "txt", "rtf", "png", "jpg", "gif", "zpl", "mov", "mp4"}
+)
+DOCUMENT_CONTENT_TYPES = {"pdf": "application/pdf", "png": "image/png", "jpg": "image/jpeg", "gif": "image/gif",
+                          "csv": "text/csv", "txt": "text/plain", "xml": "application/xml"}
+
+
+class MiraklDocumentRejected(MiraklError):
+    """OR74 answered 200 but listed documents in error (Mirakl reports per-document errors inside a 200)."""
+
+    @property
+    def already_uploaded(self) -> bool:
+        """Every error says the file name is already on the order: an earlier attempt went through."""
+        return bool(self.errors) and all(e.get("code") == "valid_order_document.file_name.duplicate" for e in self.errors)
+
+
+def _order_documents_xml(documents: Sequence[tuple[str, str]]) -> str:
+    """The `order_documents` part as the official PHP SDK sends it (the form proven to work, sdk-php-shop#52)."""
+    items = "".join(
+        f"<order_document><file_name>{xml_escape(name)}</file_name><type_code>{xml_escape(code)}</type_code></order_document>"
+        for name, code in documents
+    )
+    return f'<?xml version="1.0"?>\n<body><order_documents>{items}</order_documents></body>\n'
 
 
 def _format_datetime(value: datetime) -> str:
@@ -230,6 +258,55 @@ class MiraklClient:
                 return False
             raise
         return True
+
+    def upload_invoice(
+        self, order_id: str, *, file_name: str, content: bytes, type_code: str = "CUSTOMER_INVOICE"
+    ) -> None:
+        """OR74: attach one document (by default the customer invoice) to the order.
+
+        Multipart: the file under `files`, its metadata under `order_documents` in the SDK's XML form.
+        Mirakl answers 200 even when it refuses a document; this raises MiraklDocumentRejected then,
+        naming each error (``already_uploaded`` tells a harmless repeat apart).
+        """
+        where = f"OR74 for order {order_id}"
+        if not file_name or "/" in file_name or "\\" in file_name or not file_name.isascii() or not file_name.isprintable():
+            raise ValueError(f"{where}: file name {file_name!r} must be a bare US-ASCII name (Mirakl refuses others)")
+        extension = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+        if extension not in DOCUMENT_EXTENSIONS:
+            raise ValueError(
+                f"{where}: file {file_name!r} has a type Mirakl does not take; allowed: {', '.join(sorted(DOCUMENT_EXTENSIONS))}"
+            )
+        if not isinstance(content, (bytes, bytearray)) or not content:
+            raise ValueError(f"{where}: file {file_name!r} is empty or not bytes")
+        if not type_code:
+            raise ValueError(f"{where}: type_code is empty (a DO01 document type such as CUSTOMER_INVOICE)")
+        path = f"/api/orders/{_path_id(order_id)}/documents"
+        content_type = DOCUMENT_CONTENT_TYPES.get(extension, "application/octet-stream")
+        self._await_budget("OR74")
+        data = self._send_json(
+            "OR74", "POST", path,
+            data={"order_documents": _order_documents_xml([(file_name, type_code)])},
+            files=[("files", (file_name, bytes(content), content_type))],
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("order_documents"), list):
+            raise MiraklResponseError("OR74", 200, "response has no 'order_documents' list", body=str(data)[:2000])
+        failed = data["order_documents"]
+        count = data.get("errors_count")
+        if not failed and not count:
+            return
+        errors = [
+            dict(error, file_name=(item.get("input") or {}).get("file_name"))
+            for item in failed if isinstance(item, dict)
+            for error in item.get("errors") or [] if isinstance(error, dict)
+        ]
+        detail = "; ".join(
+            f"{e.get('file_name') or file_name}: {e.get('field') or 'document'}: {e.get('message') or e.get('code')} ({e.get('code')})"
+            for e in errors
+        ) or f"errors_count={count} without details"
+        raise MiraklDocumentRejected(
+            "OR74", 200, f"order {order_id}: document(s) refused: {detail}",
+            code=next((e.get("code") for e in errors if e.get("code")), None), body=str(data)[:2000], errors=errors,
+        )
 
     # ---- reference data -----------------------------------------------------------------------------
 

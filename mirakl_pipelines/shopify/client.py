@@ -227,8 +227,14 @@ class ShopifyClient:
 
     def _post_once(self, info: OperationInfo, body: bytes) -> dict:
         """One HTTP exchange, after pacing. Returns the decoded body of a 200 answer that was not THROTTLED."""
+        self.throttle.acquire(info.name)
+        try:
+            return self._exchange(info, body)
+        finally:
+            self.throttle.settle()  # answered or failed: no longer in flight
+
+    def _exchange(self, info: OperationInfo, body: bytes) -> dict:
         operation = info.name
-        self.throttle.acquire(operation)
         self.calls[operation] += 1
         try:
             response = self._http.post(self.endpoint, content=body)

@@ -10,7 +10,8 @@ straight out.
 
 The estimate is a virtual clock: each request debits its expected cost when it leaves, so threads
 sharing one throttle queue behind each other instead of all seeing the same budget. A debit can push
-the estimate below zero; that is "debt" the next caller waits off. A fresh server status replaces it.
+the estimate below zero; that is "debt" the next caller waits off. A fresh server status replaces the
+estimate, less what the other requests still in flight will be charged: the server has not seen them yet.
 """
 
 import threading
@@ -52,6 +53,8 @@ class CostThrottle:
         self.requested_costs: dict[str, int] = {}
         self.waited_seconds = 0.0
         self._lock = threading.Lock()
+        self._in_flight = 0.0  # expected cost of the requests sent and not yet answered
+        self._local = threading.local()  # this thread's own in-flight debit
 
     def expected_cost(self, operation: str) -> float:
         cost = float(self.requested_costs.get(operation, self.default_cost))
@@ -74,6 +77,9 @@ class CostThrottle:
             now = self.clock()
             delay = self.delay_for(operation, now)
             status = self.status
+            debit = self.expected_cost(operation)
+            self._in_flight += debit
+            self._local.debit = getattr(self._local, "debit", 0.0) + debit
             if status is not None:
                 departure = now + delay
                 self.status = BucketStatus(
@@ -84,11 +90,21 @@ class CostThrottle:
                 )
         return self.wait(delay)
 
+    def settle(self) -> None:
+        """This thread's request is answered (or failed): its debit is no longer in flight. Idempotent."""
+        with self._lock:
+            self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        self._in_flight = max(0.0, self._in_flight - getattr(self._local, "debit", 0.0))
+        self._local.debit = 0.0
+
     def observe(self, operation: str, cost: Optional[dict]) -> None:
         """Record a response's `extensions.cost`: the operation's requested cost and the bucket as the server sees it."""
-        if not cost:
-            return
         with self._lock:
+            self._settle_locked()
+            if not cost:
+                return
             requested = cost.get("requestedQueryCost")
             if requested is not None:
                 self.requested_costs[operation] = int(requested)
@@ -96,7 +112,7 @@ class CostThrottle:
             try:
                 self.status = BucketStatus(
                     maximum_available=float(throttle_status["maximumAvailable"]),
-                    currently_available=float(throttle_status["currentlyAvailable"]),
+                    currently_available=float(throttle_status["currentlyAvailable"]) - self._in_flight,
                     restore_rate=float(throttle_status["restoreRate"]),
                     seen_at=self.clock(),
                 )

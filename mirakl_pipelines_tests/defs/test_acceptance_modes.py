@@ -76,7 +76,7 @@ def test_unservable_lines_are_refused_and_the_rest_imported(configure, sandbox):
     meta = _meta(pipeline.run(marketplace=LEROY), "shopify_orders")
     assert meta["accepted"] == 1 and meta["refused"] == 1
     lines = {line["order_line_id"]: line["order_line_state"] for line in sim.get_order("PR-1-A")["order_lines"]}
-    assert sorted(lines.values()) == ["REFUSED", "WAITING_DEBIT"]
+    assert sorted(lines.values())[0] == "REFUSED" and sorted(lines.values())[1] in ("SHIPPING", "WAITING_DEBIT")
     assert sim.get_order("PR-2-A")["order_state"] == "REFUSED"
 
     _wait_until_shipping(sim, ["PR-1-A"])

@@ -11,6 +11,7 @@ that a crash at any point is repaired by the next run:
 import logging
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
@@ -35,12 +36,14 @@ from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
 from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
 from mirakl_pipelines.sync.eligibility import skip_reason
-from mirakl_pipelines.sync.order_mapping import MappingError, OrderCreateRequest, build_order_create, source_identifier
+from mirakl_pipelines.sync.order_mapping import MappingError, build_order_create, source_identifier
 
 WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
 # Exception kinds an import can raise; a successful import resolves them.
 IMPORT_EXCEPTION_KINDS = ("unknown_sku", "missing_address", "invalid_order", "currency", "import_failed")
 ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
+# orderCreate calls in flight at once (see _import_all).
+IMPORT_WORKERS = 3
 # Worth another OR21 later in the run; any other Mirakl error is a refusal to report at once.
 TRANSIENT_MIRAKL_ERRORS = (MiraklServerError, MiraklRateLimited, CallBudgetExceeded)
 # Set by the exactly-once test to kill the process between the Shopify call and the ledger write.
@@ -238,25 +241,35 @@ class OrderBatch:
         # Look Shopify up before creating, for the whole batch at once: an order created by a run that
         # died before its ledger write is linked, never created twice.
         existing = self.shopify.find_orders_by_source_identifiers(source_identifier(code, oid) for oid in requests)
-        for order in orders:
-            if order.order_id in requests:
-                self._import(order, requests[order.order_id], existing.get(source_identifier(code, order.order_id)))
+        by_id = {o.order_id: o for o in orders}
+        for order_id in requests:
+            ref = existing.get(source_identifier(code, order_id))
+            if ref is not None:
+                self.report.recovered += 1
+                self.log.warning("order %s was already in Shopify as %s: linking it, not creating it again", order_id, ref.name)
+                self._imported(by_id[order_id], ref)
+        # Creates overlap a little: one connection waits on the network more than on Shopify's cost
+        # bucket, and the client's throttle (shared by the workers) keeps the bucket from running dry.
+        # Ledger writes and the report stay on this thread.
+        to_create = [oid for oid in requests if source_identifier(code, oid) not in existing]
+        with ThreadPoolExecutor(IMPORT_WORKERS, thread_name_prefix="order-create") as pool:
+            futures = {pool.submit(self.shopify.create_order, requests[oid].order, requests[oid].options): oid
+                       for oid in to_create}
+            for future in as_completed(futures):
+                order = by_id[futures[future]]
+                try:
+                    ref = future.result()
+                except ShopifyUserError as e:
+                    self._import_failed(order, "import_failed", f"Shopify refused order {order.order_id}: {e}",
+                                        {"user_errors": e.user_errors})
+                    continue
+                except ShopifyError as e:
+                    self._import_failed(order, "import_failed", f"Shopify call failed for order {order.order_id}: {e}", {})
+                    continue
+                self._imported(order, ref)
 
-    def _import(self, order: MiraklOrder, request: OrderCreateRequest, existing: ShopifyOrderRef | None) -> None:
+    def _imported(self, order: MiraklOrder, ref: ShopifyOrderRef) -> None:
         code = self.marketplace.code
-        if existing is not None:
-            ref = existing
-            self.report.recovered += 1
-            self.log.warning("order %s was already in Shopify as %s: linking it, not creating it again", order.order_id, ref.name)
-        else:
-            try:
-                ref = self.shopify.create_order(request.order, request.options)
-            except ShopifyUserError as e:
-                self._import_failed(order, "import_failed", f"Shopify refused order {order.order_id}: {e}", {"user_errors": e.user_errors})
-                return
-            except ShopifyError as e:
-                self._import_failed(order, "import_failed", f"Shopify call failed for order {order.order_id}: {e}", {})
-                return
         _crash_point("after_shopify_create")
         self.ledger.record_import(
             code, order.order_id, shopify_order_id=ref.id, shopify_order_name=ref.name,

@@ -83,7 +83,11 @@ def parse(table: pa.Table, indices: list[int] | None = None) -> list[MiraklOrder
 def merge_into(table: pa.Table, fresh: list[MiraklOrder]) -> tuple[pa.Table, MergeResult]:
     """Fold a fetch into the day's table. Rows kept from the table are copied, not parsed again:
     only the fetched orders are serialised."""
-    held = [MiraklOrder.model_construct(order_id=k.order_id, last_updated_date=k.last_updated_date) for k in keys(table)]
+    held_keys = keys(table)
+    # The look-back fetches most of the day's recent orders again, unchanged: drop those copies first.
+    seen = {(k.order_id, k.last_updated_date) for k in held_keys}
+    fresh = [o for o in fresh if (o.order_id, o.last_updated_date) not in seen]
+    held = [MiraklOrder.model_construct(order_id=k.order_id, last_updated_date=k.last_updated_date) for k in held_keys]
     row_of = {id(stub): i for i, stub in enumerate(held)}
     result = merge_orders(held, fresh)
     kept = [row_of[id(o)] for o in result.orders if id(o) in row_of]

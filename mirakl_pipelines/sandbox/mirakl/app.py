@@ -24,9 +24,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mirakl_pipelines.sandbox.faults import FaultMiddleware
+from mirakl_pipelines.sandbox.mirakl.documents import (
+    BAD_METADATA, DocumentRequestError, parse_multipart, parse_order_documents,
+)
+from mirakl_pipelines.sandbox.mirakl.invoices import invoice_pdf
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
-from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSim, MiraklApiError
+from mirakl_pipelines.sandbox.mirakl.state import ORDER_IDS_LIMIT, MarketplaceSim, MiraklApiError
 from mirakl_pipelines.sandbox.mirakl.wire import from_json, iso, parse_datetime, to_json
+
+MAX_UPLOAD_BYTES = 20 * 2**20  # OR74 bodies beyond this are refused whole (413)
 
 
 def create_mirakl_app(sim: MarketplaceSim):
@@ -39,12 +45,17 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/api/orders/{order_id}/tracking", api.operation("OR23", api.tracking), methods=["PUT"]),
         Route("/api/orders/{order_id}/ship", api.operation("OR24", api.ship), methods=["PUT"]),
         Route("/api/shipping/carriers", api.operation("SH21", api.carriers), methods=["GET"]),
+        Route("/api/orders/documents", api.operation("OR72", api.list_documents), methods=["GET"]),
+        Route("/api/orders/{order_id}/documents", api.operation("OR74", api.upload_documents), methods=["POST"]),
         Route("/_sandbox/orders", control.create_order, methods=["POST"]),
         Route("/_sandbox/orders", control.list_orders, methods=["GET"]),
         Route("/_sandbox/orders/{order_id}", control.get_order, methods=["GET"]),
         Route("/_sandbox/orders/{order_id}/pay", control.event(sim.pay), methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/fail_payment", control.event(sim.fail_payment), methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/cancel", control.event(sim.cancel), methods=["POST"]),
+        Route("/_sandbox/orders/{order_id}/documents/{document_id:int}", control.document, methods=["GET"]),
+        Route("/_sandbox/invoices/{order_id}.pdf", control.invoice, methods=["GET"]),
+        Route("/_sandbox/settings", control.settings, methods=["GET", "POST"]),
         Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
         Route("/_sandbox/stats", control.stats, methods=["GET"]),
     ]
@@ -121,6 +132,34 @@ class _Api:
     async def carriers(self, request: Request) -> Response:
         return json_response(self.sim.list_carriers())
 
+    async def upload_documents(self, request: Request) -> Response:
+        """OR74: multipart `files` + `order_documents` (XML or either JSON form); 200 listing documents in error."""
+        order_id = request.path_params["order_id"]
+        body = await request.body()
+        if len(body) > MAX_UPLOAD_BYTES:
+            raise MiraklApiError(413, "PAYLOAD_TOO_LARGE", f"The upload exceeds {MAX_UPLOAD_BYTES // 2**20} MB")
+        try:
+            parts = parse_multipart(request.headers.get("content-type", ""), body)
+            metadata = [p for p in parts if p.name == "order_documents"]
+            files = [p for p in parts if p.name == "files"]
+            if len(metadata) != 1:
+                raise DocumentRequestError(BAD_METADATA)
+            if not files or any(not p.filename for p in files):
+                raise DocumentRequestError("Bad Request: the 'files' part is required, one file part per document")
+            entries = parse_order_documents(metadata[0].data.decode("utf-8", "replace"))
+        except DocumentRequestError as e:
+            raise MiraklApiError(400, "VALIDATION_ERROR", str(e)) from None
+        return json_response(self.sim.upload_documents(order_id, entries, {p.filename: p.data for p in files}))
+
+    async def list_documents(self, request: Request) -> Response:
+        raw = request.query_params.get("order_ids") or ""
+        order_ids = {part.strip() for part in raw.split(",") if part.strip()}
+        if not order_ids:
+            raise MiraklApiError(400, "INVALID_PARAMETER", "The parameter : order_ids is required")
+        if len(order_ids) > ORDER_IDS_LIMIT:
+            raise MiraklApiError(400, "INVALID_PARAMETER", f"The limit of {ORDER_IDS_LIMIT} is exceeded for the parameter : order_ids")
+        return json_response(self.sim.list_documents(order_ids))
+
 
 async def _body(request: Request):
     try:
@@ -160,10 +199,40 @@ class _Control:
         return json_response({"orders": self.sim.orders()})
 
     async def get_order(self, request: Request) -> Response:
+        """The full order, plus `documents` (OR74 uploads, metadata only)."""
+        order_id = request.path_params["order_id"]
         try:
-            return json_response(self.sim.get_order(request.path_params["order_id"]))
+            return json_response({**self.sim.get_order(order_id), "documents": self.sim.documents(order_id)})
         except KeyError as e:
             return error_response(404, e.args[0])
+
+    async def document(self, request: Request) -> Response:
+        """The bytes of one uploaded document, as they arrived."""
+        try:
+            meta, content = self.sim.document_content(request.path_params["order_id"], request.path_params["document_id"])
+        except KeyError as e:
+            return error_response(404, e.args[0])
+        return Response(content, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{meta["file_name"]}"'})
+
+    async def invoice(self, request: Request) -> Response:
+        """A small PDF invoice for a known order: the demo's invoice source (fulfilments.invoice.source)."""
+        try:
+            order = self.sim.get_order(request.path_params["order_id"])
+        except KeyError as e:
+            return error_response(404, e.args[0])
+        return Response(invoice_pdf(order), media_type="application/pdf")
+
+    async def settings(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                knobs = from_json(await request.body(), "POST /_sandbox/settings")
+                if not isinstance(knobs, dict):
+                    raise ValueError('POST /_sandbox/settings: expected a JSON object such as {"reject_shipments": true}')
+                return json_response(self.sim.apply_settings(**knobs))
+            except ValueError as e:
+                return error_response(400, str(e))
+        return json_response(self.sim.runtime_settings())
 
     def event(self, action: Callable[[str], dict]):
         async def endpoint(request: Request) -> Response:

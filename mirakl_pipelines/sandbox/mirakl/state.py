@@ -23,6 +23,9 @@ from typing import Any, Callable, Mapping
 
 from mirakl_pipelines.sandbox.faults import Faults
 from mirakl_pipelines.sandbox.mirakl.carriers import default_carriers, tracking_url
+from mirakl_pipelines.sandbox.mirakl.documents import (
+    DEFAULT_DOCUMENT_TYPES, check_documents, public_document, stored_document,
+)
 from mirakl_pipelines.sandbox.mirakl.orders import (
     ACCEPTED_STATES, ORDER_STATES, PAYMENT_WORKFLOWS, TAX_MODES, in_tax_mode, refresh_flags,
 )
@@ -47,6 +50,12 @@ class MarketplaceSettings:
     rate_limit_scale: float = 1.0  # multiply every documented min interval (tests use ~0.001)
     update_date_slack: timedelta = timedelta(seconds=60)  # OR11 start_update_date: Mirakl subtracts a delta
     carriers: list[dict] = field(default_factory=default_carriers)
+    reject_shipments: bool = False  # OR24 answers 400 while set (an operator blocking the shop's shipments)
+    document_types: list[dict] = field(default_factory=lambda: [dict(t) for t in DEFAULT_DOCUMENT_TYPES])  # DO01
+
+
+# Settings that may change while the server runs (POST /_sandbox/settings).
+RUNTIME_SETTINGS = ("reject_shipments", "accepts_unregistered_carriers", "partial_acceptance", "hide_addresses_before_acceptance")
 
 
 class MiraklApiError(Exception):
@@ -79,6 +88,8 @@ class MarketplaceSim:
         self._orders: dict[str, dict] = {}
         self._meta: dict[str, dict] = {}
         self._next_id = 0
+        self._documents: dict[str, list[dict]] = {}  # order id -> OR74 uploads, bytes included
+        self._next_document_id = 2000
         self._lock = threading.RLock()
         limiter_args = {"monotonic": monotonic} if monotonic else {}
         self.limiter = CallFrequencyLimiter(self.settings.rate_limit_scale, **limiter_args)
@@ -308,6 +319,12 @@ class MarketplaceSim:
         """OR24: SHIPPING -> SHIPPED, shipped_date on the lines (and on the order, which the spec does not list)."""
         with self._lock:
             order = self._api_order(order_id)
+            if self.settings.reject_shipments and order["order_state"] == "SHIPPING":
+                # What an operator's block looks like from the shop: a 400 naming no state (the order stays SHIPPING).
+                raise MiraklApiError(
+                    400, "SHIPMENT_REFUSED",
+                    f"Order {order_id} cannot be shipped: shipment validation is suspended for your shop by the operator",
+                )
             if order["order_state"] != "SHIPPING":
                 raise MiraklApiError(
                     400, "ORDER_INVALID_STATE",
@@ -319,6 +336,56 @@ class MarketplaceSim:
                     line.update(order_line_state="SHIPPED", shipped_date=now, last_updated_date=now)
             order.update(order_state="SHIPPED", shipped_date=now, last_updated_date=now)
             refresh_flags(order)
+
+    def upload_documents(self, order_id: str, entries: list[dict], files: dict[str, bytes]) -> dict:
+        """OR74: store the valid documents; the 200 body lists only those in error (spec)."""
+        with self._lock:
+            order = self._api_order(order_id)
+            existing = self._documents.setdefault(order_id, [])
+            types = {t["code"] for t in self.settings.document_types}
+            accepted, failed = check_documents(entries, files, existing, types)
+            now = self.now()
+            for entry in accepted:
+                self._next_document_id += 1
+                existing.append(stored_document(self._next_document_id, order_id, entry, files[entry["file_name"]], now))
+            if any(entry["type_code"] == "CUSTOMER_INVOICE" for entry in accepted):
+                order["has_invoice"] = True
+            return {"errors_count": len(failed), "order_documents": failed}
+
+    def list_documents(self, order_ids: set[str]) -> dict:
+        """OR72: the documents of the given orders (unknown ids simply have none)."""
+        with self._lock:
+            docs = [public_document(d) for order_id in sorted(order_ids) for d in self._documents.get(order_id, [])]
+        return {"order_documents": docs, "total_count": len(docs)}
+
+    def documents(self, order_id: str) -> list[dict]:
+        """Internal view: one order's documents, metadata only; KeyError if the order is unknown."""
+        with self._lock:
+            self._known(order_id)
+            return [public_document(d) for d in self._documents.get(order_id, [])]
+
+    def document_content(self, order_id: str, document_id: int) -> tuple[dict, bytes]:
+        with self._lock:
+            for doc in self._documents.get(order_id, []):
+                if doc["id"] == document_id:
+                    return public_document(doc), doc["_content"]
+        raise KeyError(f"no document {document_id} on order {order_id!r} in marketplace {self.settings.code!r}")
+
+    def apply_settings(self, **knobs: Any) -> dict:
+        """Change runtime settings (booleans only, see RUNTIME_SETTINGS); returns them all."""
+        unknown = sorted(set(knobs) - set(RUNTIME_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; known: {list(RUNTIME_SETTINGS)}")
+        wrong = sorted(name for name, value in knobs.items() if not isinstance(value, bool))
+        if wrong:
+            raise ValueError(f"setting(s) {wrong} must be true or false")
+        with self._lock:
+            for name, value in knobs.items():
+                setattr(self.settings, name, value)
+        return self.runtime_settings()
+
+    def runtime_settings(self) -> dict:
+        return {name: getattr(self.settings, name) for name in RUNTIME_SETTINGS}
 
     def list_carriers(self) -> dict:
         """SH21, sorted by label as the spec says."""

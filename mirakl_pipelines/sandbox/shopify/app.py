@@ -4,6 +4,10 @@
     GET  /_sandbox/orders                     every order, internal view (no auth, no faults)
     GET  /_sandbox/stats                      calls per root field, points spent, bucket, document cache
     GET|POST /_sandbox/settings               e.g. {"plan": "plus"} or {"restore_rate": 1000}
+    GET|POST /_sandbox/webhooks               delivery faults, e.g. {"duplicate_rate": 0.2, "reorder": true,
+                                              "late_redelivery_seconds": 5, "drop": true}; subscriptions and stats
+    POST /_sandbox/webhooks/subscriptions     {"url", "secret", "topics": ["fulfillments/create", …], "name"?}
+    GET  /_sandbox/invoices/{order name}.pdf  a PDF invoice for the order ("1001" or "%231001")
     GET|POST /_sandbox/faults                 handled by FaultMiddleware
 """
 
@@ -25,6 +29,7 @@ from mirakl_pipelines.sandbox.shopify.documents import (
     floats_for_float_inputs,
     select_operation,
 )
+from mirakl_pipelines.sandbox.shopify.invoices import invoice_pdf
 from mirakl_pipelines.sandbox.shopify.resolvers import RequestContext, ShopifyRoot, field_resolver
 from mirakl_pipelines.sandbox.shopify.schema import shopify_schema
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
@@ -75,11 +80,46 @@ def create_shopify_app(store: ShopifyStore):
                 return _json({"status": 400, "message": str(e)}, 400)
         return _json(store.settings_dict())
 
+    def webhooks_state() -> dict:
+        return {"faults": store.webhook_faults.as_dict(), "subscriptions": store.webhooks.subscriptions(),
+                "stats": store.webhooks.stats()}
+
+    async def webhooks_view(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                store.webhook_faults.update(**json.loads(await request.body() or b"{}"))
+            except (ValueError, TypeError) as e:
+                return _json({"status": 400, "message": str(e)}, 400)
+        return _json(webhooks_state())
+
+    async def subscriptions_view(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            subscription = store.subscribe(body["url"], body["secret"], body["topics"], body.get("name"))
+        except KeyError as e:
+            return _json({"status": 400, "message": f"missing field {e.args[0]!r} (url, secret and topics are required)"}, 400)
+        except (ValueError, TypeError) as e:
+            return _json({"status": 400, "message": str(e)}, 400)
+        return _json(subscription.public(), 201)
+
+    async def invoice_view(request: Request) -> Response:
+        name = request.path_params["order_name"]
+        with store.lock:
+            order = store.order_record_by_name(name)
+            pdf = invoice_pdf(order, store.settings.shop_domain.split(".")[0]) if order else None
+        if pdf is None:
+            return _json({"errors": f"no order named {name!r} in the sandbox store"}, 404)
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="invoice-{name.lstrip("#")}.pdf"'})
+
     app = Starlette(routes=[
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
         Route("/_sandbox/orders", orders_view, methods=["GET"]),
         Route("/_sandbox/stats", stats_view, methods=["GET"]),
         Route("/_sandbox/settings", settings_view, methods=["GET", "POST"]),
+        Route("/_sandbox/webhooks", webhooks_view, methods=["GET", "POST"]),
+        Route("/_sandbox/webhooks/subscriptions", subscriptions_view, methods=["POST"]),
+        Route("/_sandbox/invoices/{order_name}.pdf", invoice_view, methods=["GET"]),
     ])
     return FaultMiddleware(
         app, store.faults, error_body=b'{"errors":"Service Unavailable"}',

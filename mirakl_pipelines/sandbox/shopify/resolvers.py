@@ -15,6 +15,7 @@ from typing import Callable
 
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLResolveInfo, get_named_type
 
+from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create, fulfillment_tracking_info_update
 from mirakl_pipelines.sandbox.shopify.order_create import order_create
 from mirakl_pipelines.sandbox.shopify.search import matches, parse_search
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
@@ -115,6 +116,12 @@ VARIANT_SEARCH_FIELDS = {
     "product_id": lambda v: [v["_productId"].rsplit("/", 1)[-1]],
 }
 VARIANT_FREE_TEXT = lambda v: [v["sku"], v["title"], v["displayName"]]  # noqa: E731
+# Order.fulfillments(query:) filters "by timestamps" (schema description).
+FULFILLMENT_SEARCH_FIELDS = {
+    "created_at": lambda f: [f["createdAt"]],
+    "updated_at": lambda f: [f["updatedAt"]],
+}
+FULFILLMENT_FREE_TEXT = lambda f: [f["name"]]  # noqa: E731
 
 
 # --- root fields ----------------------------------------------------------------------------------
@@ -166,9 +173,18 @@ class ShopifyRoot:
     def location(self, info, id=None, **_):
         return self.store.location if id in (None, self.store.location["id"]) else None
 
+    def fulfillment(self, info, id, **_):
+        return self.store.fulfillments.get(id)
+
     # mutations
     def orderCreate(self, info, order, options=None, **_):
         return order_create(self.store, order, options, self.context.api_version)
+
+    def fulfillmentCreate(self, info, fulfillment, message=None, **_):
+        return fulfillment_create(self.store, fulfillment, message)
+
+    def fulfillmentTrackingInfoUpdate(self, info, fulfillmentId, trackingInfoInput, notifyCustomer=None, **_):
+        return fulfillment_tracking_info_update(self.store, fulfillmentId, trackingInfoInput, notifyCustomer)
 
 
 # --- nested fields --------------------------------------------------------------------------------
@@ -188,6 +204,15 @@ def _inventory_quantity(source, info, **_):
     return _store(info).inventory_of(source)["available"]
 
 
+def _order_fulfillments(source, info, first=None, query=None, **_):
+    """Order.fulfillments is a plain list (not a connection), oldest first, truncated to `first`."""
+    found = source["fulfillments"]
+    if query:
+        clauses = parse_search(query)
+        found = [f for f in found if matches(clauses, f, FULFILLMENT_SEARCH_FIELDS, FULFILLMENT_FREE_TEXT)]
+    return found[:first] if first is not None else list(found)
+
+
 FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
     ("LineItem", "variant"): lambda s, info, **_: _store(info).variant_record(s["_variantId"]) if s["_variantId"] else None,
     ("LineItem", "product"): lambda s, info, **_: _store(info).products.get(s["_productId"]),
@@ -202,6 +227,11 @@ FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
     ("Product", "variants"): lambda s, info, **page: paginate(
         [_store(info).variants[v] for v in s["_variantIds"]], **page),
     ("Order", "metafield"): _metafield,
+    ("Order", "fulfillments"): _order_fulfillments,
+    ("Fulfillment", "order"): lambda s, info, **_: _store(info).order_record(s["orderId"]),
+    ("Fulfillment", "fulfillmentOrders"): lambda s, info, **page: paginate(
+        [_store(info).fulfillment_orders[i] for i in s["_fulfillmentOrderIds"]], **page),
+    ("FulfillmentLineItem", "lineItem"): lambda s, info, **_: _store(info).line_items.get(s["lineItemId"]),
     ("Order", "metafields"): lambda s, info, namespace=None, keys=None, **page: paginate(
         [m for m in s["metafields"] if (namespace is None or m["namespace"] == namespace)
          and (not keys or f"{m['namespace']}.{m['key']}" in keys or m["key"] in keys)], **page),

@@ -1,4 +1,5 @@
-"""In-memory state of the simulated Shopify store: catalogue, inventory, orders, fulfilment orders.
+"""In-memory state of the simulated Shopify store: catalogue, inventory, orders, fulfilment orders,
+fulfilments, and the webhook subscriptions their changes are delivered to (webhooks.py).
 
 Records are plain dicts keyed like the Admin GraphQL fields, so graphql-core's default resolvers
 read them directly; references between records are ids (`_variantId`, `orderId`, …) resolved by
@@ -11,6 +12,7 @@ import copy
 import itertools
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +23,8 @@ import yaml
 from mirakl_pipelines.sandbox.faults import Faults
 from mirakl_pipelines.sandbox.shopify.cost import LeakyBucket
 from mirakl_pipelines.sandbox.shopify.money import shopify_amount, to_decimal
+from mirakl_pipelines.sandbox.shopify.rest_payloads import order_payload
+from mirakl_pipelines.sandbox.shopify.webhooks import DeliverySettings, Subscription, WebhookDispatcher, WebhookFaults
 
 # Restore rates per plan (points/s), Shopify's published table; the bucket is 20× the rate (captured 2000/100).
 PLAN_RESTORE_RATES = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "enterprise": 2000.0}
@@ -68,6 +72,8 @@ class ShopifyStore:
         self._orders_by_source_identifier: dict[str, list[str]] = collections.defaultdict(list)
         self.line_items: dict[str, dict] = {}
         self.fulfillment_orders: dict[str, dict] = {}
+        self.fulfillments: dict[str, dict] = {}
+        self.webhooks = WebhookDispatcher(lambda: self.settings.shop_domain, lambda: self.settings.api_version)
         self.set_location("Shop location")
 
     # --- ids -------------------------------------------------------------------------------
@@ -167,6 +173,11 @@ class ShopifyStore:
         """Indexed lookup: the connector's dedupe query runs before every import, over every order of the store."""
         return [self._orders[i] for i in self._orders_by_source_identifier.get(source_identifier.lower(), [])]
 
+    def order_record_by_name(self, name: str) -> dict | None:
+        """The live order named `name` ("#1001"; the "#" may be left out)."""
+        wanted = name if name.startswith("#") else f"#{name}"
+        return next((o for o in self._orders.values() if o["name"] == wanted), None)
+
     def variant_by_sku(self, sku: str) -> dict | None:
         with self.lock:
             variant_id = self._variant_by_sku.get(sku)
@@ -194,6 +205,37 @@ class ShopifyStore:
             self.line_items[line["id"]] = line
         for fulfillment_order in order["fulfillmentOrders"]:
             self.fulfillment_orders[fulfillment_order["id"]] = fulfillment_order
+        self.publish("orders/create", lambda: order_payload(self, order))
+
+    # --- webhooks --------------------------------------------------------------------------
+    def subscribe(self, url: str, secret: str, topics: list[str], name: str | None = None) -> Subscription:
+        """Deliver `topics` (e.g. ["fulfillments/create"]) to `url`, signed with `secret`."""
+        return self.webhooks.subscribe(url, secret, topics, name)
+
+    @property
+    def webhook_faults(self) -> WebhookFaults:
+        return self.webhooks.faults
+
+    @property
+    def webhook_settings(self) -> DeliverySettings:
+        return self.webhooks.settings
+
+    @staticmethod
+    def new_event_id() -> str:
+        """One X-Shopify-Event-Id per merchant action, shared by every topic it triggers."""
+        return str(uuid.uuid4())
+
+    def publish(self, topic: str, payload, event_id: str | None = None) -> list[str]:
+        """Queue `topic` for its subscribers; `payload` is a dict or a builder, called (under the lock) only if subscribed."""
+        if not self.webhooks.wants(topic):
+            return []
+        with self.lock:
+            body = payload() if callable(payload) else payload
+        return self.webhooks.publish(topic, body, event_id)
+
+    def close(self) -> None:
+        """Stop the webhook delivery threads."""
+        self.webhooks.stop()
 
     def apply_settings(self, **knobs) -> dict:
         """Change settings at runtime (POST /_sandbox/settings): `plan`, `restore_rate`, `bucket_size`, `throttle_http_status`…"""
@@ -220,11 +262,13 @@ class ShopifyStore:
         with self.lock:
             return {
                 "orders": len(self._orders),
+                "fulfillments": len(self.fulfillments),
                 "variants": len(self.variants),
                 "calls": dict(self.calls),
                 "points_spent": self.points_spent,
                 "throttled": self.throttled,
                 "throttle_status": self.bucket.status(),
+                "webhooks": self.webhooks.stats(),
             }
 
     def charge(self, points: int) -> None:

@@ -1,0 +1,180 @@
+"""The webhook inbox: every Shopify delivery stored once (X-Shopify-Webhook-Id), read by cursor or as a work queue.
+
+The receiver only inserts; sensors read ``inbox_after(cursor)`` and flows mark what they handled.
+A cursor is safe only if ids become visible in increasing order. SQLite has one writer at a time,
+so that holds; on PostgreSQL two transactions could take ids 11 and 12 and commit 12 first, and a
+reader at that moment would move its cursor past 11 for good. Inserts therefore take a
+transaction-level advisory lock there: the insert is the whole transaction, so this costs little.
+"""
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from mirakl_pipelines.ledger.base import LedgerBase, require_text
+from mirakl_pipelines.ledger.errors import InvalidLedgerInput, LedgerError
+from mirakl_pipelines.ledger.records import InboxEntry, OrderLink
+from mirakl_pipelines.ledger.tables import INBOX_UNPROCESSED_WHERE
+from mirakl_pipelines.ledger.tables import order_links as links
+from mirakl_pipelines.ledger.tables import webhook_inbox as i
+from mirakl_pipelines.ledger.timestamps import require_aware
+
+# Arbitrary constant naming "webhook inbox inserts" among PostgreSQL advisory locks.
+_PG_INBOX_LOCK_ID = 0x4D494E42  # "MINB"
+_IN_CHUNK = 500
+_ORDER_GID_PREFIX = "gid://shopify/Order/"
+
+
+def payload_ids(topic: str, payload: dict) -> tuple[str | None, str | None]:
+    """(resource id, Shopify order id) of a delivery, as strings; None where the topic has none.
+
+    fulfillments/* and refunds/* carry the order in ``order_id``; orders/* are the order itself,
+    except orders/edited, whose body is ``{"order_edit": {"id", "order_id", …}}``;
+    inventory_levels/* have no ``id`` and are identified by their inventory item.
+    """
+    if topic == "orders/edited":
+        edit = payload.get("order_edit")
+        edit = edit if isinstance(edit, dict) else {}
+        return _id_text(edit.get("id")), _id_text(edit.get("order_id"))
+    if topic.startswith("inventory_levels/"):
+        return _id_text(payload.get("inventory_item_id")), None
+    resource = _id_text(payload.get("id"))
+    if topic.startswith("orders/"):
+        return resource, resource
+    return resource, _id_text(payload.get("order_id"))
+
+
+def _id_text(value) -> str | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    return str(value)
+
+
+def payload_to_json(value) -> str:
+    """JSON text of a parsed body, with Decimal written back as the number it was read from."""
+    # json.dumps cannot emit a Decimal as a number, and a float or a string would change the payload.
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{payload_to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(payload_to_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        return str(value)
+    return json.dumps(value, allow_nan=False)
+
+
+class WebhookInbox(LedgerBase):
+    def store_webhook(
+        self,
+        *,
+        webhook_id: str,
+        topic: str,
+        shop_domain: str,
+        api_version: str,
+        event_id: str | None,
+        triggered_at: datetime | None,
+        payload: dict,
+        now: datetime,
+    ) -> bool:
+        """Store a delivery; False when this webhook id is already stored (a redelivery). Never raises for a duplicate."""
+        record = f"webhook {webhook_id!r}"
+        for field, value in (("webhook_id", webhook_id), ("topic", topic), ("shop_domain", shop_domain),
+                             ("api_version", api_version)):
+            require_text(value, field, record)
+        if event_id is not None:
+            require_text(event_id, "event_id", record)
+        triggered_at = require_aware(triggered_at, "triggered_at", record)
+        now = require_aware(now, "now", record, optional=False)
+        if not isinstance(payload, dict):
+            raise InvalidLedgerInput(f"{record} ({topic}): payload must be a JSON object, got {type(payload).__name__}")
+        try:
+            body = payload_to_json(payload)
+        except (TypeError, ValueError) as exc:
+            raise InvalidLedgerInput(f"{record} ({topic}): payload cannot be stored as JSON ({exc})") from exc
+        resource_id, shopify_order_id = payload_ids(topic, payload)
+
+        row = {
+            "webhook_id": webhook_id,
+            "topic": topic,
+            "shop_domain": shop_domain,
+            "api_version": api_version,
+            "event_id": event_id,
+            "triggered_at": triggered_at,
+            "received_at": now,
+            "resource_id": resource_id,
+            "shopify_order_id": shopify_order_id,
+            "payload": body,
+        }
+        with self._write() as conn:
+            if self.backend == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_INBOX_LOCK_ID)))
+            return conn.execute(self._inbox_insert(), row).scalar_one_or_none() is not None
+
+    def _inbox_insert(self):
+        # Built once: the receiver calls this for every delivery, and building the statement costs more than running it.
+        stmt = getattr(self, "_inbox_insert_stmt", None)
+        if stmt is None:
+            stmt = self._upsert(i).on_conflict_do_nothing(index_elements=[i.c.webhook_id]).returning(i.c.id)
+            self._inbox_insert_stmt = stmt
+        return stmt
+
+    def inbox_after(self, cursor: int, *, topics: Iterable[str] | None = None, limit: int = 500) -> list[InboxEntry]:
+        """Entries with id > ``cursor``, oldest first; the last one's id is the next cursor."""
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
+            raise InvalidLedgerInput(f"inbox cursor must be an int >= 0, got {cursor!r}")
+        return self._entries(sa.select(i).where(i.c.id > cursor), topics, limit)
+
+    def unprocessed(self, *, topics: Iterable[str] | None, limit: int = 500) -> list[InboxEntry]:
+        """Entries not yet marked processed, oldest first (a work queue that survives a lost cursor)."""
+        return self._entries(sa.select(i).where(INBOX_UNPROCESSED_WHERE), topics, limit)
+
+    def latest_inbox_id(self) -> int:
+        """The newest entry's id, 0 when the inbox is empty (a cursor that starts after everything stored)."""
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.coalesce(sa.func.max(i.c.id), 0))).scalar_one()
+
+    def mark_processed(self, ids: Iterable[int], *, outcome: str, now: datetime) -> int:
+        """Record what was done with these entries; returns how many rows were marked."""
+        wanted = list(dict.fromkeys(ids))
+        record = f"inbox entries {wanted[:5]}{'…' if len(wanted) > 5 else ''}"
+        require_text(outcome, "outcome", record)
+        now = require_aware(now, "now", record, optional=False)
+        bad = [x for x in wanted if isinstance(x, bool) or not isinstance(x, int)]
+        if bad:
+            raise InvalidLedgerInput(f"{record}: ids must be ints, got {bad[:5]!r}")
+        marked = 0
+        with self._write() as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                result = conn.execute(sa.update(i).where(i.c.id.in_(chunk)).values(processed_at=now, outcome=outcome))
+                marked += result.rowcount
+        return marked
+
+    def order_link_by_shopify_id(self, shopify_order_id: str | int) -> OrderLink | None:
+        """The order link of a Shopify order, given its GID (gid://shopify/Order/123) or legacy id (123)."""
+        text = require_text(str(shopify_order_id) if isinstance(shopify_order_id, int) else shopify_order_id,
+                            "shopify_order_id", "order link look-up").strip()
+        legacy = text[len(_ORDER_GID_PREFIX):] if text.startswith(_ORDER_GID_PREFIX) else text
+        gid = _ORDER_GID_PREFIX + legacy
+        query = sa.select(links).where(
+            sa.or_(links.c.shopify_order_id.in_([gid, legacy]), links.c.shopify_legacy_id == legacy)
+        ).order_by(links.c.marketplace, links.c.mirakl_order_id)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        if len(rows) > 1:
+            found = [f"{r['marketplace']}/{r['mirakl_order_id']}" for r in rows]
+            raise LedgerError(f"Shopify order {text!r} is linked to several Mirakl orders {found}; the ledger needs repair")
+        return OrderLink.from_row(rows[0]) if rows else None
+
+    def _entries(self, query, topics: Iterable[str] | None, limit: int) -> list[InboxEntry]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidLedgerInput(f"inbox limit must be an int >= 1, got {limit!r}")
+        if topics is not None:
+            topics = [topics] if isinstance(topics, str) else list(topics)
+            query = query.where(i.c.topic.in_(topics))
+        with self._read() as conn:
+            return [InboxEntry.from_row(row) for row in conn.execute(query.order_by(i.c.id).limit(limit)).mappings()]

@@ -1,0 +1,214 @@
+"""When a Mirakl order ships, and what OR23 carries, from the Shopify fulfilments of its lines.
+
+Every Shopify line item the importer creates carries the Mirakl order line id as a property
+(``LINE_ID_PROPERTY``), so fulfilled quantities are summed per Mirakl line over every fulfilment
+of the order (cancelled fulfilments do not count).
+
+Mirakl ships a whole order (OR24) and holds a single tracking per order (OR23). Hence:
+- with ``partial_shipments`` false the order ships once every accepted line is fully fulfilled;
+  with it true, as soon as anything is fulfilled (OR24 then closes the whole order in Mirakl);
+- when an order has several fulfilments with different tracking numbers, Mirakl gets the latest
+  fulfilment's (by creation time, then id): that is the parcel still travelling, and the earlier
+  numbers stay in Shopify. ``tracking_differs`` tells whether a later fulfilment changed it, so an
+  already SHIPPED order can have its tracking refreshed with OR23 alone.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+from mirakl_pipelines.mirakl.models import MiraklOrder, OrderLine
+from mirakl_pipelines.sync.carriers import CarrierChoice
+from mirakl_pipelines.sync.eligibility import live_lines
+from mirakl_pipelines.sync.order_mapping import LINE_ID_PROPERTY
+
+ACTIONS = ("ship", "wait", "done", "skip")
+# Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); these come after a successful OR24.
+SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+BEFORE_SHIPPING_STATES = frozenset({"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"})
+DEAD_ORDER_STATES = frozenset({"REFUSED", "CANCELED"})
+# Shopify FulfillmentStatus values (GraphQL upper case, REST lower case) that shipped nothing.
+VOID_FULFILMENT_STATUSES = frozenset({"CANCELLED", "ERROR", "FAILURE"})
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """One Shopify fulfilment of an imported order, reduced to what Mirakl needs.
+
+    ``lines`` maps Mirakl order line ids (read from LINE_ID_PROPERTY) to the quantity fulfilled.
+    """
+
+    fulfilment_id: str
+    created_at: datetime
+    lines: Mapping[str, int]
+    tracking_company: Optional[str] = None
+    tracking_number: Optional[str] = None
+    tracking_url: Optional[str] = None
+    status: str = "SUCCESS"
+
+    @property
+    def counts(self) -> bool:
+        return self.status.upper() not in VOID_FULFILMENT_STATUSES
+
+
+@dataclass(frozen=True)
+class LineProgress:
+    order_line_id: str
+    sku: Optional[str]
+    required: int  # ordered minus cancelled
+    fulfilled: int
+
+    @property
+    def complete(self) -> bool:
+        return self.fulfilled >= self.required
+
+
+@dataclass(frozen=True)
+class ShipmentDecision:
+    """``ship``: send OR23 then OR24; ``wait``: not yet (reason); ``done``: Mirakl already shipped it;
+    ``skip``: the order will never ship in Mirakl (refused, canceled), reason says why."""
+
+    action: str
+    order_id: str
+    reason: Optional[str] = None
+    lines: tuple[LineProgress, ...] = ()
+    partial: bool = False  # shipping before every line is fully fulfilled
+    unmatched_line_ids: tuple[str, ...] = field(default=())  # fulfilled line ids this order does not have
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown shipment action {self.action!r}; expected one of {ACTIONS}")
+
+
+def mirakl_line_id(properties: Optional[Iterable[Mapping[str, Any]]]) -> Optional[str]:
+    """The Mirakl order line id among a line item's properties: REST ``{name, value}`` or GraphQL ``{key, value}``."""
+    for prop in properties or ():
+        name = prop.get("name", prop.get("key"))
+        if name == LINE_ID_PROPERTY:
+            value = prop.get("value")
+            text = str(value).strip() if value is not None else ""
+            return text or None
+    return None
+
+
+def fulfilled_quantities(fulfilments: Iterable[Fulfilment]) -> dict[str, int]:
+    """Quantity fulfilled per Mirakl order line id, summed over the fulfilments that count."""
+    totals: dict[str, int] = {}
+    for fulfilment in fulfilments:
+        if not fulfilment.counts:
+            continue
+        for line_id, quantity in fulfilment.lines.items():
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                raise ValueError(
+                    f"fulfilment {fulfilment.fulfilment_id}: quantity for Mirakl line {line_id} must be a whole "
+                    f"number >= 0 (got {quantity!r})"
+                )
+            totals[line_id] = totals.get(line_id, 0) + quantity
+    return totals
+
+
+def latest_tracking(fulfilments: Iterable[Fulfilment]) -> Optional[Fulfilment]:
+    """The fulfilment whose tracking Mirakl gets: the latest one that counts and has a tracking number or company."""
+    candidates = [f for f in fulfilments if f.counts and (f.tracking_number or f.tracking_company)]
+    return max(candidates, key=lambda f: (f.created_at, f.fulfilment_id), default=None)
+
+
+def required_quantity(line: OrderLine) -> int:
+    """Units of the line still to ship: ordered minus cancelled (OR30 partial cancellations)."""
+    cancelled = sum(c.quantity or 0 for c in line.cancelations)
+    return max(line.quantity - cancelled, 0)
+
+
+def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial_shipments: bool) -> ShipmentDecision:
+    """Whether `order` ships now, given the quantities fulfilled in Shopify per Mirakl line id."""
+    lines = tuple(
+        LineProgress(line.order_line_id, line.sku, required_quantity(line), fulfilled.get(line.order_line_id, 0))
+        for line in live_lines(order)
+        if required_quantity(line) > 0
+    )
+    known = {line.order_line_id for line in order.order_lines}
+    unmatched = tuple(sorted(line_id for line_id, qty in fulfilled.items() if qty and line_id not in known))
+    decision = _Builder(order.order_id, lines, unmatched)
+    state = order.order_state
+
+    if state in SHIPPED_STATES:
+        return decision("done", f"order {order.order_id} is already {state} in Mirakl")
+    if state in DEAD_ORDER_STATES:
+        return decision("skip", f"order {order.order_id} is {state} in Mirakl: it will never ship there")
+    if state != "SHIPPING":
+        why = "Mirakl accepts tracking and shipment only in SHIPPING"
+        if state in BEFORE_SHIPPING_STATES:
+            why += " (the customer's debit or the acceptance is still pending)"
+        return decision("wait", f"order {order.order_id} is {state or 'in an unknown state'}: {why}")
+    if not lines:
+        return decision("skip", f"order {order.order_id} has no line left to ship (all refused or canceled)")
+
+    if all(line.complete for line in lines):
+        return decision("ship")
+    started = [line for line in lines if line.fulfilled > 0]
+    if partial_shipments and started:
+        return decision("ship", partial=True)
+    missing = "; ".join(_progress(line) for line in lines if not line.complete)
+    if not started:
+        return decision("wait", f"order {order.order_id}: nothing fulfilled in Shopify yet ({missing})")
+    return decision(
+        "wait",
+        f"order {order.order_id}: partly fulfilled and this marketplace ships only complete orders "
+        f"(fulfilments.partial_shipments is false); still to fulfil: {missing}",
+    )
+
+
+def tracking_payload(choice: CarrierChoice, tracking_number: Optional[str]) -> dict[str, str]:
+    """The keyword arguments of MiraklClient.update_tracking (OR23) for `choice` and `tracking_number`.
+
+    A registered carrier goes by code only (Mirakl computes its URL); an unregistered one by name and URL.
+    """
+    number = (tracking_number or "").strip() or None
+    if choice.kind == "unknown":
+        raise ValueError(f"cannot send tracking for an unknown carrier: {choice.reason}")
+    if choice.kind == "registered":
+        if choice.needs_tracking_number and number is None:
+            raise ValueError(
+                f"carrier {choice.carrier_code} of marketplace {choice.marketplace} needs a tracking number "
+                f"(its tracking URL is built from it), and the fulfilment has none"
+            )
+        payload = {"carrier_code": choice.carrier_code}
+    else:
+        payload = {"carrier_name": choice.carrier_name}
+        if choice.carrier_url:
+            payload["carrier_url"] = choice.carrier_url
+    if number is not None:
+        payload["tracking_number"] = number
+    return payload
+
+
+def tracking_differs(order: MiraklOrder, payload: Mapping[str, str]) -> bool:
+    """Whether OR23 with `payload` would change what Mirakl shows (False after an OR23 that already went through)."""
+    if payload.get("tracking_number") != order.shipping_tracking:
+        return True
+    if "carrier_code" in payload:
+        return payload["carrier_code"] != order.shipping_carrier_code
+    return payload.get("carrier_name") != order.shipping_company
+
+
+def _progress(line: LineProgress) -> str:
+    sku = f" ({line.sku})" if line.sku else ""
+    return f"line {line.order_line_id}{sku} {line.fulfilled} of {line.required} fulfilled"
+
+
+class _Builder:
+    def __init__(self, order_id: str, lines: tuple[LineProgress, ...], unmatched: tuple[str, ...]):
+        self.order_id, self.lines, self.unmatched = order_id, lines, unmatched
+
+    def __call__(self, action: str, reason: Optional[str] = None, partial: bool = False) -> ShipmentDecision:
+        if self.unmatched:
+            note = f"fulfilled line id(s) not in Mirakl order {self.order_id}: {', '.join(self.unmatched)}"
+            reason = f"{reason}; {note}" if reason else note
+        return ShipmentDecision(action, self.order_id, reason, self.lines, partial, self.unmatched)
+
+
+__all__ = [
+    "Fulfilment", "LineProgress", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
+    "mirakl_line_id", "required_quantity", "tracking_differs", "tracking_payload",
+]
