@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -36,7 +36,7 @@ from mirakl_pipelines.shopify.errors import (
     ShopifyUserError,
     describe_errors,
 )
-from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
+from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Fulfilment, ShopifyOrderRef, Variant
 from mirakl_pipelines.shopify.operations import OperationInfo, load_operation, operation_info
 from mirakl_pipelines.shopify.throttle import CostThrottle, parse_cost
 
@@ -320,6 +320,16 @@ class ShopifyClient:
         return [_order_ref("FindOrdersBySourceIdentifier", node) for node in nodes
                 if node.get("sourceIdentifier") == source_identifier]
 
+    def fulfilments_of_orders_updated_since(self, since: datetime, *, source_name: str | None = None) -> list[Fulfilment]:
+        """Fulfilments of the orders updated after `since` (optionally only orders of `source_name`)."""
+        query = f"updated_at:>'{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        if source_name:
+            query += f" source_name:{search_value(source_name)}"
+        fulfilments = []
+        for order in self.paginate("FulfilmentsOfOrdersUpdatedSince", {"query": query, "first": 50}, ("orders",)):
+            fulfilments += [_fulfilment(order["id"], node) for node in order.get("fulfillments") or []]
+        return fulfilments
+
     lookup_batch_size = 50  # source identifiers per search; keeps the query string short
 
     def find_orders_by_source_identifiers(self, source_identifiers: Iterable[str]) -> dict[str, ShopifyOrderRef]:
@@ -435,6 +445,26 @@ def _order_ref(operation: str, node: dict) -> ShopifyOrderRef:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ShopifyError(operation, f"order {node.get('id', '<no id>')} in the answer is malformed: {e!r}") from e
+
+
+def _fulfilment(order_id: str, node: dict) -> Fulfilment:
+    tracking = (node.get("trackingInfo") or [{}])[0] if node.get("trackingInfo") else {}
+    quantities: dict[str, int] = {}
+    for item in (node.get("fulfillmentLineItems") or {}).get("nodes", []):
+        attributes = {a["key"]: a["value"] for a in (item.get("lineItem") or {}).get("customAttributes") or []}
+        line_id = attributes.get(LINE_ID_PROPERTY)
+        if line_id:
+            quantities[line_id] = quantities.get(line_id, 0) + int(item["quantity"])
+    return Fulfilment(
+        id=node["id"], order_id=order_id, name=node.get("name") or "", status=node.get("status") or "",
+        created_at=_datetime(node.get("createdAt")), updated_at=_datetime(node.get("updatedAt")),
+        tracking_company=tracking.get("company"), tracking_number=tracking.get("number"), tracking_url=tracking.get("url"),
+        line_quantities=quantities,
+    )
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _variant(node: dict) -> Variant:

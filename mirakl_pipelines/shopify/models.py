@@ -5,6 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Optional
 
+# Line item property the importer sets on every Shopify line: the Mirakl order line it comes from,
+# so fulfilments and refunds of that line can be traced back to Mirakl.
+LINE_ID_PROPERTY = "_mirakl_order_line_id"
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -32,3 +36,24 @@ class ShopifyOrderRef:
     name: str  # "#1001"
     source_identifier: Optional[str] = None
     created_at: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """A Shopify fulfilment of an imported order, as the push to Mirakl needs it."""
+
+    id: str  # gid://shopify/Fulfillment/<n>
+    order_id: str  # gid://shopify/Order/<n>
+    name: str  # "#1001.1"
+    status: str  # SUCCESS | CANCELLED | ERROR | FAILURE
+    created_at: Optional[datetime]
+    updated_at: Optional[datetime]
+    tracking_company: Optional[str]
+    tracking_number: Optional[str]
+    tracking_url: Optional[str]
+    # Mirakl order line id (the importer's `_mirakl_order_line_id` line property) -> quantity in this fulfilment
+    line_quantities: dict
+
+    @property
+    def active(self) -> bool:
+        return self.status == "SUCCESS"

@@ -21,14 +21,13 @@ import pycountry
 
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.mirakl.models import Address, MiraklOrder, OrderLine, Tax
-from mirakl_pipelines.shopify.models import Variant
+from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Variant
 from mirakl_pipelines.sync.eligibility import is_complete_address, is_paid, live_lines
 
 MAPPING_ERROR_KINDS = ("unknown_sku", "missing_address", "malformed", "currency")
 TAX_MODES = ("TAX_INCLUDED", "TAX_EXCLUDED")
 CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.000001")
-LINE_ID_PROPERTY = "_mirakl_order_line_id"  # leading underscore: hidden from the customer, kept for refunds
 # E.164: "+", country code, up to 15 digits in all. Separators are tolerated and stripped.
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s.\-()/]")
