@@ -1,8 +1,7 @@
-"""The sandbox's shipping additions: OR74 uploads (every form, every rule), OR72, the reject_shipments knob,
-the demo's invoice PDFs. Every response validates against the official spec, as in test_mirakl_contract."""
+"""The sandbox's shipping additions: OR74 uploads (every form, every rule), OR72 and the reject_shipments knob.
+Every response validates against the official spec, as in test_mirakl_contract."""
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -255,20 +254,3 @@ def test_settings_refuse_unknown_or_mistyped_knobs(served, body, fragment):
     response = client.post("/_sandbox/settings", json=body)
     assert response.status_code == 400 and fragment in response.json()["message"]
     assert sim.settings.reject_shipments is False
-
-
-# ---- the demo's invoice source ------------------------------------------------------------------------
-
-
-def test_invoice_pdf_is_a_wellformed_pdf_naming_the_order(served):
-    _, client = served
-    response = client.get("/_sandbox/invoices/D-1-A.pdf")
-    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
-    pdf = response.content
-    assert pdf.startswith(b"%PDF-1.4\n") and pdf.endswith(b"%%EOF\n")
-    assert b"(Invoice D-1-A)" in pdf
-    startxref = int(re.search(rb"startxref\n(\d+)\n", pdf).group(1))
-    assert pdf[startxref:].startswith(b"xref\n0 6\n")
-    offsets = [int(m) for m in re.findall(rb"(\d{10}) 00000 n", pdf)]
-    assert [pdf[o:].split(b"\n", 1)[0] for o in offsets] == [b"%d 0 obj" % n for n in range(1, 6)]
-    assert client.get("/_sandbox/invoices/NOPE-A.pdf").status_code == 404

@@ -27,7 +27,6 @@ from mirakl_pipelines.sandbox.faults import FaultMiddleware
 from mirakl_pipelines.sandbox.mirakl.documents import (
     BAD_METADATA, DocumentRequestError, parse_multipart, parse_order_documents,
 )
-from mirakl_pipelines.sandbox.mirakl.invoices import invoice_pdf
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
 from mirakl_pipelines.sandbox.mirakl.state import ORDER_IDS_LIMIT, MarketplaceSim, MiraklApiError
 from mirakl_pipelines.sandbox.mirakl.wire import from_json, iso, parse_datetime, to_json
@@ -54,7 +53,6 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/_sandbox/orders/{order_id}/fail_payment", control.event(sim.fail_payment), methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/cancel", control.event(sim.cancel), methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/documents/{document_id:int}", control.document, methods=["GET"]),
-        Route("/_sandbox/invoices/{order_id}.pdf", control.invoice, methods=["GET"]),
         Route("/_sandbox/settings", control.settings, methods=["GET", "POST"]),
         Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
         Route("/_sandbox/stats", control.stats, methods=["GET"]),
@@ -214,14 +212,6 @@ class _Control:
             return error_response(404, e.args[0])
         return Response(content, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{meta["file_name"]}"'})
-
-    async def invoice(self, request: Request) -> Response:
-        """A small PDF invoice for a known order: the demo's invoice source (fulfilments.invoice.source)."""
-        try:
-            order = self.sim.get_order(request.path_params["order_id"])
-        except KeyError as e:
-            return error_response(404, e.args[0])
-        return Response(invoice_pdf(order), media_type="application/pdf")
 
     async def settings(self, request: Request) -> Response:
         if request.method == "POST":
