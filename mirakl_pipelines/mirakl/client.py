@@ -32,6 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from mirakl_pipelines.mirakl.budget import CallBudget, InMemoryBudget, min_interval
 from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
+    MiraklDocumentRejected,
     MiraklError,
     MiraklInvalidState,
     MiraklRateLimited,
@@ -81,15 +82,6 @@ DOCUMENT_EXTENSIONS = frozenset(
 )
 DOCUMENT_CONTENT_TYPES = {"pdf": "application/pdf", "png": "image/png", "jpg": "image/jpeg", "gif": "image/gif",
                           "csv": "text/csv", "txt": "text/plain", "xml": "application/xml"}
-
-
-class MiraklDocumentRejected(MiraklError):
-    """OR74 answered 200 but listed documents in error (Mirakl reports per-document errors inside a 200)."""
-
-    @property
-    def already_uploaded(self) -> bool:
-        """Every error says the file name is already on the order: an earlier attempt went through."""
-        return bool(self.errors) and all(e.get("code") == "valid_order_document.file_name.duplicate" for e in self.errors)
 
 
 def _order_documents_xml(documents: Sequence[tuple[str, str]]) -> str:

@@ -117,6 +117,15 @@ def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> O
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+class MiraklDocumentRejected(MiraklError):
+    """OR74 answered 200 but listed documents in error (Mirakl reports per-document errors inside a 200)."""
+
+    @property
+    def already_uploaded(self) -> bool:
+        """Every error says the file name is already on the order: an earlier attempt went through."""
+        return bool(self.errors) and all(e.get("code") == "valid_order_document.file_name.duplicate" for e in self.errors)
+
+
 def parse_error(operation: str, response: httpx.Response) -> MiraklError:
     """Build the typed error for a non-2xx response, whatever the body shape."""
     status = response.status_code

@@ -456,10 +456,10 @@ def _fulfilment(order_id: str, node: dict) -> Fulfilment:
         if line_id:
             quantities[line_id] = quantities.get(line_id, 0) + int(item["quantity"])
     return Fulfilment(
-        id=node["id"], order_id=order_id, name=node.get("name") or "", status=node.get("status") or "",
-        created_at=_datetime(node.get("createdAt")), updated_at=_datetime(node.get("updatedAt")),
+        fulfilment_id=node["id"], created_at=_datetime(node.get("createdAt")), lines=quantities,
         tracking_company=tracking.get("company"), tracking_number=tracking.get("number"), tracking_url=tracking.get("url"),
-        line_quantities=quantities,
+        status=node.get("status") or "SUCCESS", order_id=order_id, name=node.get("name"),
+        updated_at=_datetime(node.get("updatedAt")),
     )
 
 

@@ -3,11 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Optional
+from typing import Mapping, Optional
 
 # Line item property the importer sets on every Shopify line: the Mirakl order line it comes from,
 # so fulfilments and refunds of that line can be traced back to Mirakl.
 LINE_ID_PROPERTY = "_mirakl_order_line_id"
+VOID_FULFILMENT_STATUSES = frozenset({"CANCELLED", "ERROR", "FAILURE"})
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,23 @@ class ShopifyOrderRef:
 
 @dataclass(frozen=True)
 class Fulfilment:
-    """A Shopify fulfilment of an imported order, as the push to Mirakl needs it."""
+    """One Shopify fulfilment of an imported order, reduced to what Mirakl needs.
 
-    id: str  # gid://shopify/Fulfillment/<n>
-    order_id: str  # gid://shopify/Order/<n>
-    name: str  # "#1001.1"
-    status: str  # SUCCESS | CANCELLED | ERROR | FAILURE
-    created_at: Optional[datetime]
-    updated_at: Optional[datetime]
-    tracking_company: Optional[str]
-    tracking_number: Optional[str]
-    tracking_url: Optional[str]
-    # Mirakl order line id (the importer's `_mirakl_order_line_id` line property) -> quantity in this fulfilment
-    line_quantities: dict
+    ``lines`` maps Mirakl order line ids (read from LINE_ID_PROPERTY) to the quantity fulfilled.
+    """
+
+    fulfilment_id: str  # gid://shopify/Fulfillment/<n>
+    created_at: datetime
+    lines: Mapping[str, int]
+    tracking_company: Optional[str] = None
+    tracking_number: Optional[str] = None
+    tracking_url: Optional[str] = None
+    status: str = "SUCCESS"  # SUCCESS | CANCELLED | ERROR | FAILURE
+    order_id: Optional[str] = None  # gid://shopify/Order/<n>
+    name: Optional[str] = None  # "#1001.1"
+    updated_at: Optional[datetime] = None
 
     @property
-    def active(self) -> bool:
-        return self.status == "SUCCESS"
+    def counts(self) -> bool:
+        """Whether its quantities count as shipped (a cancelled or failed fulfilment does not)."""
+        return self.status.upper() not in VOID_FULFILMENT_STATUSES

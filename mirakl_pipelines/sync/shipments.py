@@ -21,7 +21,7 @@ from typing import Any, Optional
 from mirakl_pipelines.mirakl.models import MiraklOrder, OrderLine
 from mirakl_pipelines.sync.carriers import CarrierChoice
 from mirakl_pipelines.sync.eligibility import live_lines
-from mirakl_pipelines.sync.order_mapping import LINE_ID_PROPERTY
+from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Fulfilment
 
 ACTIONS = ("ship", "wait", "done", "skip")
 # Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); these come after a successful OR24.
@@ -29,29 +29,6 @@ SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
 BEFORE_SHIPPING_STATES = frozenset({"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"})
 DEAD_ORDER_STATES = frozenset({"REFUSED", "CANCELED"})
 # Shopify FulfillmentStatus values (GraphQL upper case, REST lower case) that shipped nothing.
-VOID_FULFILMENT_STATUSES = frozenset({"CANCELLED", "ERROR", "FAILURE"})
-
-
-@dataclass(frozen=True)
-class Fulfilment:
-    """One Shopify fulfilment of an imported order, reduced to what Mirakl needs.
-
-    ``lines`` maps Mirakl order line ids (read from LINE_ID_PROPERTY) to the quantity fulfilled.
-    """
-
-    fulfilment_id: str
-    created_at: datetime
-    lines: Mapping[str, int]
-    tracking_company: Optional[str] = None
-    tracking_number: Optional[str] = None
-    tracking_url: Optional[str] = None
-    status: str = "SUCCESS"
-
-    @property
-    def counts(self) -> bool:
-        return self.status.upper() not in VOID_FULFILMENT_STATUSES
-
-
 @dataclass(frozen=True)
 class LineProgress:
     order_line_id: str

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from mirakl_pipelines.mirakl.budget import InMemoryBudget
-from mirakl_pipelines.mirakl.client import MiraklClient, MiraklDocumentRejected
+from mirakl_pipelines.mirakl.client import MiraklClient
+from mirakl_pipelines.mirakl.errors import MiraklDocumentRejected
 from mirakl_pipelines.mirakl.errors import MiraklNotFound, MiraklResponseError
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.documents import parse_multipart

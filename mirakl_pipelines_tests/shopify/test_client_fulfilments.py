@@ -22,6 +22,6 @@ def test_fulfilments_of_orders_updated_since(sandbox):  # noqa: F811
             datetime.now(timezone.utc) + timedelta(seconds=1))
         assert len(shipped) == 1
         [fulfilment] = client.fulfilments_of_orders_updated_since(before)
-    assert fulfilment.order_id == ref.id and fulfilment.active
+    assert fulfilment.order_id == ref.id and fulfilment.counts
     assert fulfilment.tracking_number == shipped[0].number and fulfilment.tracking_company == shipped[0].company
-    assert fulfilment.line_quantities == {"F-1-A-1": 2}
+    assert fulfilment.lines == {"F-1-A-1": 2}
