@@ -160,9 +160,13 @@ class WebhookInbox(LedgerBase):
                             "shopify_order_id", "order link look-up").strip()
         legacy = text[len(_ORDER_GID_PREFIX):] if text.startswith(_ORDER_GID_PREFIX) else text
         gid = _ORDER_GID_PREFIX + legacy
-        query = sa.select(links).where(
-            sa.or_(links.c.shopify_order_id.in_([gid, legacy]), links.c.shopify_legacy_id == legacy)
-        ).order_by(links.c.marketplace, links.c.mirakl_order_id)
+        # The importer stores the GID; a bare id is matched too. Both use the shopify_order_id index,
+        # which a webhook look-up needs (an OR on shopify_legacy_id would scan the table).
+        query = (
+            sa.select(links)
+            .where(links.c.shopify_order_id.in_([gid, legacy]))
+            .order_by(links.c.marketplace, links.c.mirakl_order_id)
+        )
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         if len(rows) > 1:

@@ -102,9 +102,6 @@ call_budget = sa.Table(
     sa.Column("last_slot", sa.Double, nullable=False),
 )
 
-# Shopify already stores some links by legacy id ("123"): webhooks carry those, so look them up by index too.
-sa.Index(None, order_links.c.shopify_legacy_id)
-
 # Every Shopify webhook delivery received, once per X-Shopify-Webhook-Id. The id is the readers' cursor:
 # ids are handed out and committed in order (see inbox.py), so "id > cursor" never skips a row.
 webhook_inbox = sa.Table(
