@@ -281,17 +281,21 @@ def parse_settings(data: object, source: Path) -> Settings:
         raise ConfigError(_describe(e, source)) from None
 
 
+def read_yaml_file(path: Path, what: str, error: type[Exception] = ConfigError) -> object:
+    """The parsed YAML of `path`; `error` naming the file (`what` says which one) when unreadable or not YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise error(f"{what} {path} is not valid YAML: {e}") from None
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
-    return parse_settings(data, path)
+    return parse_settings(read_yaml_file(path, "configuration file"), path)
 
 
 @lru_cache(maxsize=4)

@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Optional, Protocol, Sequence
 
 import yaml
 
+from mirakl_pipelines.config import read_yaml_file
+
 DEFAULT_SECTION = "default"
 KINDS = ("registered", "unregistered", "unknown")
 _SECTION_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -94,15 +96,7 @@ class CarrierMap:
     @classmethod
     def load(cls, path: str | Path) -> "CarrierMap":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise CarrierMapError(f"cannot read carrier mapping file {path}: {e.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise CarrierMapError(f"carrier mapping file {path} is not valid YAML: {e}") from None
-        return cls.from_data(data, str(path))
+        return cls.from_data(read_yaml_file(path, "carrier mapping file", CarrierMapError), str(path))
 
     @classmethod
     def from_data(cls, data: object, source: str = "data/carriers.yaml") -> "CarrierMap":
