@@ -69,6 +69,32 @@ def mirakl_line_id(properties: Optional[Iterable[Mapping[str, Any]]]) -> Optiona
     return None
 
 
+def fulfilment_from_webhook(payload: Mapping[str, Any]) -> Fulfilment:
+    """A `fulfillments/create|update` delivery (REST shape, shopify/NOTES.md §4.5) as a Fulfilment."""
+    lines: dict[str, int] = {}
+    for item in payload.get("line_items") or []:
+        line_id = mirakl_line_id(item.get("properties"))
+        if line_id:
+            lines[line_id] = lines.get(line_id, 0) + int(item.get("quantity") or 0)
+    order_id = payload.get("order_id")
+    return Fulfilment(
+        fulfilment_id=payload.get("admin_graphql_api_id") or f"gid://shopify/Fulfillment/{payload['id']}",
+        created_at=_rest_time(payload.get("created_at")),
+        lines=lines,
+        tracking_company=payload.get("tracking_company"),
+        tracking_number=payload.get("tracking_number") or next(iter(payload.get("tracking_numbers") or []), None),
+        tracking_url=payload.get("tracking_url") or next(iter(payload.get("tracking_urls") or []), None),
+        status=str(payload.get("status") or "success").upper(),
+        order_id=f"gid://shopify/Order/{order_id}" if order_id is not None else None,
+        name=payload.get("name"),
+        updated_at=_rest_time(payload.get("updated_at")),
+    )
+
+
+def _rest_time(value: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
 def fulfilled_quantities(fulfilments: Iterable[Fulfilment]) -> dict[str, int]:
     """Quantity fulfilled per Mirakl order line id, summed over the fulfilments that count."""
     totals: dict[str, int] = {}
@@ -186,6 +212,6 @@ class _Builder:
 
 
 __all__ = [
-    "Fulfilment", "LineProgress", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
+    "Fulfilment", "LineProgress", "fulfilment_from_webhook", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
     "mirakl_line_id", "required_quantity", "tracking_differs", "tracking_payload",
 ]

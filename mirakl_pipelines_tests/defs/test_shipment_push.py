@@ -1,0 +1,95 @@
+"""The shipment push over the real path: the sandbox warehouse fulfils an imported order, the store sends a signed
+webhook, the receiver stores it in the inbox, the push sends OR23 + OR24 and Mirakl shows the order SHIPPED."""
+
+import logging
+from contextlib import closing
+
+import dagster as dg
+
+from mirakl_pipelines.config import PROJECT_ROOT
+from mirakl_pipelines.defs.fulfilments.push import ShipmentPush
+from mirakl_pipelines.ledger import Ledger
+from mirakl_pipelines.mirakl.client import MiraklClient
+from mirakl_pipelines.sandbox.server import serve_in_thread
+from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload
+from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
+from mirakl_pipelines.sync.carriers import CarrierMap
+from mirakl_pipelines.sync.shipments import fulfilment_from_webhook
+from mirakl_pipelines.webhooks.app import create_webhook_app
+from mirakl_pipelines_tests.defs.conftest import RATE_LIMIT_SCALE
+from mirakl_pipelines_tests.defs.test_orders_flow import MKP, Pipeline, _line, _meta, _order
+
+SECRET = "whsec-test"
+
+
+def _push(settings, sandbox, ledger, sh21=None) -> ShipmentPush:
+    marketplace = settings.marketplace(MKP)
+    client = MiraklClient(marketplace.base_url, sandbox.secrets[MKP], rate_limit_scale=RATE_LIMIT_SCALE, marketplace=MKP)
+    # SH21 may be called once a day: a second push reuses the list (the flow caches it daily).
+    return ShipmentPush(marketplace, client, ledger, CarrierMap.load(PROJECT_ROOT / "data" / "carriers.yaml"),
+                        sh21 or client.list_carriers(), settings.resolve_path(settings.warehouse_path),
+                        logging.getLogger("push"))
+
+
+def test_fulfilment_webhook_ships_the_mirakl_order_once(settings, config_path, sandbox):
+    sim, store = sandbox.sims[MKP], sandbox.store
+    sim.add_order(_order("S-1-A", [_line("ALP-MERINO-S", 2)], state="SHIPPING"))
+    with dg.instance_for_test() as instance:
+        assert _meta(Pipeline(settings, config_path, instance).run(), "shopify_orders")["imported"] == 1
+
+    receiver = serve_in_thread(create_webhook_app(settings.ledger_default_url, [SECRET]), name="webhooks")
+    try:
+        store.subscribe(f"{receiver.url}/webhooks/shopify", SECRET, ["fulfillments/create", "fulfillments/update"])
+        warehouse = Warehouse(store, seed=5, delay_seconds=0, partial_share=0, unknown_carrier_share=0)
+        [parcel] = warehouse.step()
+        assert store.webhooks.wait_idle(10)
+    finally:
+        receiver.stop()
+
+    with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+        push = _push(settings, sandbox, ledger)
+        push.take_inbox()
+        report = push.push()
+        assert report.shipped == 1 and report.tracking_sent == 1, report
+        [recorded] = ledger.get_pushes(MKP, "S-1-A")
+        assert recorded.or23.state == "done" and recorded.or24.state == "done"
+        # A second push (a duplicate delivery, the sweep, a re-run) sends nothing.
+        calls = dict(sim.calls)
+        again = _push(settings, sandbox, ledger, push.sh21)
+        again.take_inbox()
+        again.push()
+        assert dict(sim.calls).get("OR24") == calls.get("OR24") and dict(sim.calls).get("OR23") == calls.get("OR23")
+
+    shipped = sim.get_order("S-1-A")
+    assert shipped["order_state"] == "SHIPPED"
+    assert shipped["shipping_tracking"] == parcel.number
+
+
+def test_unknown_carrier_waits_in_the_exception_queue_until_mapped(settings, config_path, sandbox):
+    sim, store = sandbox.sims[MKP], sandbox.store
+    sim.add_order(_order("U-1-A", [_line("LUM-HEAD-400", 1, "39.95")], state="SHIPPING"))
+    with dg.instance_for_test() as instance:
+        Pipeline(settings, config_path, instance).run()
+    warehouse = Warehouse(store, seed=1, delay_seconds=0, partial_share=0, unknown_carrier_share=1)
+    [parcel] = warehouse.step()
+    [fulfilment] = [f for f in store.fulfillments.values()]
+
+    with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+        push = _push(settings, sandbox, ledger)
+        push.record("U-1-A", _fulfilment_of(store, fulfilment))
+        assert push.push().carrier_exceptions == 1
+        [exception] = ledger.open_exceptions(MKP, kinds=["unknown_carrier"])
+        assert parcel.company in exception.reason and "data/carriers.yaml" in exception.reason
+        assert sim.get_order("U-1-A")["order_state"] == "SHIPPING" and "OR24" not in sim.calls
+
+        # The operator adds the mapping the reason names; the next push ships it.
+        mapped = CarrierMap.from_data({MKP: {parcel.company: push.sh21[0].code}})
+        after = ShipmentPush(push.marketplace, push.mirakl, ledger, mapped, push.sh21, push.warehouse_path, push.log)
+        assert after.push().shipped == 1
+        assert ledger.open_exceptions(MKP, kinds=["unknown_carrier"]) == []
+    assert sim.get_order("U-1-A")["order_state"] == "SHIPPED"
+
+
+def _fulfilment_of(store, fulfilment: dict):
+    """The store's fulfilment as the webhook would carry it (REST payload)."""
+    return fulfilment_from_webhook(fulfillment_payload(store, fulfilment))
