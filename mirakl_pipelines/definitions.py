@@ -6,6 +6,11 @@ import dagster as dg
 
 from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV, Settings, load_settings
 from mirakl_pipelines.defs.alerts import build_run_failure_sensor
+from mirakl_pipelines.defs.fulfilments.assets import (
+    build_shipment_assets,
+    build_shipment_automation,
+    build_shipments_job,
+)
 from mirakl_pipelines.defs.orders.assets import build_order_assets
 from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_orders_job
 from mirakl_pipelines.defs.partitions import daily_by_marketplace
@@ -15,11 +20,14 @@ def build_definitions(settings: Settings, config_path: str | None = None, rate_l
     partitions = daily_by_marketplace(settings)
     order_assets = build_order_assets(partitions)
     orders_job = build_orders_job(order_assets, partitions)
+    shipment_assets = build_shipment_assets(partitions)
+    shipments_job = build_shipments_job(shipment_assets, partitions)
+    shipment_sensors, sweep_schedules = build_shipment_automation(settings, shipments_job)
     return dg.Definitions(
-        assets=order_assets,
-        jobs=[orders_job],
-        schedules=build_order_schedules(settings, orders_job),
-        sensors=[build_run_failure_sensor(settings)],
+        assets=order_assets + shipment_assets,
+        jobs=[orders_job, shipments_job],
+        schedules=build_order_schedules(settings, orders_job) + sweep_schedules,
+        sensors=[build_run_failure_sensor(settings), *shipment_sensors],
         resources=build_resources(settings, config_path, rate_limit_scale),
     )
 

@@ -3,11 +3,13 @@ webhook, the receiver stores it in the inbox, the push sends OR23 + OR24 and Mir
 
 import logging
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
 from mirakl_pipelines.config import PROJECT_ROOT
 from mirakl_pipelines.defs.fulfilments.push import ShipmentPush
+from mirakl_pipelines.defs.resources import LedgerResource
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.sandbox.server import serve_in_thread
@@ -93,3 +95,44 @@ def test_unknown_carrier_waits_in_the_exception_queue_until_mapped(settings, con
 def _fulfilment_of(store, fulfilment: dict):
     """The store's fulfilment as the webhook would carry it (REST payload)."""
     return fulfilment_from_webhook(fulfillment_payload(store, fulfilment))
+
+
+def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejection(settings, config_path, sandbox):
+    sim, store = sandbox.sims[MKP], sandbox.store
+    sim.add_order(_order("D-1-A", [_line("ALP-MERINO-M", 1)], state="SHIPPING"))
+    sim.add_order(_order("D-2-A", [_line("ALP-MERINO-M", 1)], state="SHIPPING"))
+    with dg.instance_for_test() as instance:
+        pipeline = Pipeline(settings, config_path, instance)
+        pipeline.run()
+        receiver = serve_in_thread(create_webhook_app(settings.ledger_default_url, [SECRET]), name="webhooks")
+        try:
+            store.subscribe(f"{receiver.url}/webhooks/shopify", SECRET, ["fulfillments/create"])
+            Warehouse(store, seed=2, delay_seconds=0, partial_share=0, unknown_carrier_share=0).step()
+            assert store.webhooks.wait_idle(10)
+        finally:
+            receiver.stop()
+
+        sensor = pipeline.defs.resolve_sensor_def("fulfilment_inbox")
+        context = dg.build_sensor_context(instance=instance, cursor="0", definitions=pipeline.defs,
+                                          resources={"ledger": LedgerResource(url=settings.ledger_default_url)})
+        result = sensor.evaluate_tick(context)
+        [request] = result.run_requests
+        assert request.partition_key.endswith(f"|{MKP}") and int(result.cursor) > 0
+
+        sim.settings.reject_shipments = True  # the marketplace refuses OR24: the check must list the orders
+        job = pipeline.defs.resolve_job_def("shipments_sync")
+        run = job.execute_in_process(partition_key=request.partition_key, instance=instance)
+        checks = {e.check_name: e for e in run.get_asset_check_evaluations()}
+        meta = {k: v.value for k, v in run.asset_materializations_for_node("mirakl_shipments")[0].metadata.items()}
+        assert meta["failed"] == 2
+        with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+            late = ledger.unshipped(MKP, older_than=datetime.now(timezone.utc) + timedelta(hours=2))
+        assert {p.mirakl_order_id for p in late} == {"D-1-A", "D-2-A"}
+
+        sim.settings.reject_shipments = False
+        run = job.execute_in_process(partition_key=request.partition_key, instance=instance)
+        meta = {k: v.value for k, v in run.asset_materializations_for_node("mirakl_shipments")[0].metadata.items()}
+        assert meta["shipped"] == 2
+        assert all(e.passed for e in run.get_asset_check_evaluations())
+    assert {sim.get_order(o)["order_state"] for o in ("D-1-A", "D-2-A")} == {"SHIPPED"}
+    assert checks["open_carrier_exceptions"].passed
