@@ -23,6 +23,9 @@ from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings
 from mirakl_pipelines.sandbox.server import RunningServer, serve_in_thread
 from mirakl_pipelines.sandbox.shopify.app import create_shopify_app
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, StoreSettings
+from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
+from mirakl_pipelines.webhooks.app import create_webhook_app
+from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
 DEMO_MARKETPLACES = {
@@ -171,6 +174,14 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> in
     env = {**os.environ, **sandbox.env(), CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(dagster_home),
            RATE_LIMIT_SCALE_ENV: "1"}
     sandbox.start_scenario()
+    # Shopify side of shipping: the webhook receiver (the ledger's inbox), subscribed to the sandbox store, and a
+    # warehouse fulfilling imported orders after a delay with a realistic carrier mix.
+    receiver = serve_in_thread(create_webhook_app(f"sqlite:///{work / 'ledger.sqlite'}", [sandbox.secrets["webhook"]]),
+                               name="webhooks")
+    sandbox.servers["webhooks"] = receiver
+    sandbox.store.subscribe(f"{receiver.url}/webhooks/shopify", sandbox.secrets["webhook"], list(FULFILMENT_TOPICS))
+    warehouse = Warehouse(sandbox.store, seed=seed, delay_seconds=30, partial_share=0.1, unknown_carrier_share=0.05)
+    warehouse.start()
     # Run from the work directory: the production dagster.yaml at the project root is not the demo's instance.
     dagster = subprocess.Popen(
         [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
@@ -186,5 +197,6 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> in
         return 0
     finally:
         _stop_process_group(dagster)
+        warehouse.stop()
         sandbox.stop()
         time.sleep(0.1)

@@ -32,16 +32,18 @@ def _processes_with_env(marker: str) -> list[int]:
     return found
 
 
-def _imported_and_accepted(ledger: Path) -> tuple[int, int]:
+def _progress(ledger: Path) -> tuple[int, int, int]:
+    """Orders imported, accepted, and fulfilments shipped in Mirakl, per the demo's ledger."""
     if not ledger.exists():
-        return 0, 0
+        return 0, 0, 0
     with sqlite3.connect(ledger) as db:
         try:
             imported = db.execute("select count(*) from order_links where import_state = 'imported'").fetchone()[0]
             accepted = db.execute("select count(*) from order_links where acceptance_state = 'accepted'").fetchone()[0]
+            shipped = db.execute("select count(*) from fulfilment_pushes where or24_state in ('done', 'already')").fetchone()[0]
         except sqlite3.OperationalError:
-            return 0, 0
-    return imported, accepted
+            return 0, 0, 0
+    return imported, accepted, shipped
 
 
 def test_demo_imports_and_accepts_orders_then_stops_cleanly(tmp_path):
@@ -55,13 +57,13 @@ def test_demo_imports_and_accepts_orders_then_stops_cleanly(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        imported = accepted = 0
-        while time.monotonic() < deadline and not (imported and accepted):
+        deadline = time.monotonic() + 300
+        imported = accepted = shipped = 0
+        while time.monotonic() < deadline and not (imported and accepted and shipped):
             assert demo.poll() is None, demo.stdout.read()[-5000:]
             time.sleep(3)
-            imported, accepted = _imported_and_accepted(work / "ledger.sqlite")
-        assert imported > 0 and accepted > 0, f"imported={imported} accepted={accepted}"
+            imported, accepted, shipped = _progress(work / "ledger.sqlite")
+        assert imported > 0 and accepted > 0 and shipped > 0, f"imported={imported} accepted={accepted} shipped={shipped}"
         assert httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=10).status_code == 200
     finally:
         os.kill(demo.pid, signal.SIGINT)  # what Ctrl-C sends
