@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -199,4 +198,3 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> in
         _stop_process_group(dagster)
         warehouse.stop()
         sandbox.stop()
-        time.sleep(0.1)

@@ -33,7 +33,6 @@ from mirakl_pipelines.mirakl.budget import CallBudget, InMemoryBudget, min_inter
 from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
     MiraklDocumentRejected,
-    MiraklError,
     MiraklInvalidState,
     MiraklRateLimited,
     MiraklResponseError,

@@ -9,9 +9,11 @@ minute at most, and the push must take seconds.
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
+
+import pyarrow as pa
 
 from mirakl_pipelines.config import MarketplaceConfig
 from mirakl_pipelines.defs.io import read_partition
@@ -62,6 +64,7 @@ class ShipmentPush:
     log: logging.Logger
     now: Callable[[], datetime] = _utcnow
     report: PushReport = field(default_factory=PushReport)
+    _days: dict = field(default_factory=dict, init=False, repr=False)
 
     def take_inbox(self) -> None:
         """Move this marketplace's fulfilment deliveries from the inbox into the ledger's pushes."""
@@ -148,10 +151,15 @@ class ShipmentPush:
         link = self.ledger.get_order_links(self.marketplace.code, [order_id]).get(order_id)
         if link is None or link.mirakl_updated_at is None:
             return None
-        day = link.mirakl_updated_at.astimezone(timezone.utc).date()
-        table = read_partition(self.warehouse_path, raw_dataset.DATASET, self.marketplace.code, day, raw_dataset.SCHEMA)
-        rows = [k.index for k in raw_dataset.keys(table) if k.order_id == order_id]
-        return raw_dataset.parse(table, rows[-1:])[0] if rows else None
+        table, rows = self._day(link.mirakl_updated_at.astimezone(timezone.utc).date())
+        return raw_dataset.parse(table, [rows[order_id]])[0] if order_id in rows else None
+
+    def _day(self, day: date) -> tuple[pa.Table, dict[str, int]]:
+        """The day's raw orders and the row of each, read once per push however many of its orders ship."""
+        if day not in self._days:
+            table = read_partition(self.warehouse_path, raw_dataset.DATASET, self.marketplace.code, day, raw_dataset.SCHEMA)
+            self._days[day] = table, {k.order_id: k.index for k in raw_dataset.keys(table)}
+        return self._days[day]
 
 
 def _as_fulfilment(push: FulfilmentPush) -> Fulfilment:
