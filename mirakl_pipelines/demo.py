@@ -27,10 +27,17 @@ from mirakl_pipelines.webhooks.app import create_webhook_app
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
+# Two shipping policies side by side: Decathlon ships complete orders only, queues unmapped carriers and
+# gets the invoice (OR74, served by the sandbox store); Leroy Merlin takes partial shipments and carriers
+# by name and URL.
 DEMO_MARKETPLACES = {
-    "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False),
-    "leroymerlin_fr": dict(name="Leroy Merlin FR (sandbox)", window_hours=120, refuse_unservable=True),
+    "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False,
+                         partial_shipments=False, accepts_unregistered_carriers=False, invoice=True),
+    "leroymerlin_fr": dict(name="Leroy Merlin FR (sandbox)", window_hours=120, refuse_unservable=True,
+                           partial_shipments=True, accepts_unregistered_carriers=True, invoice=False),
 }
+# Short enough that the check turns red within minutes when the sandbox rejects shipments.
+DEMO_UNACKNOWLEDGED_MINUTES = 3
 
 
 @dataclass
@@ -66,8 +73,16 @@ class Sandbox:
                 "orders": {"states": ["SHIPPING"], "tags": ["mirakl", "sandbox"]},
                 "acceptance": {"mode": "auto", "window_hours": spec["window_hours"], "refuse_unservable": spec["refuse_unservable"]},
                 "schedule": {"cron": cron, "lookback_minutes": 120},
+                "fulfilments": self._fulfilments(spec),
             } for code, spec in DEMO_MARKETPLACES.items()],
         }
+
+    def _fulfilments(self, spec: dict) -> dict:
+        invoice = {"enabled": True, "source": f"{self.servers['shopify'].url}/_sandbox/invoices/{{order_name}}.pdf"}
+        return {"partial_shipments": spec["partial_shipments"],
+                "accepts_unregistered_carriers": spec["accepts_unregistered_carriers"],
+                "unacknowledged_after_minutes": DEMO_UNACKNOWLEDGED_MINUTES,
+                "invoice": invoice if spec["invoice"] else {"enabled": False}}
 
     def env(self) -> dict[str, str]:
         return {

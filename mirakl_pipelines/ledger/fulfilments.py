@@ -202,11 +202,14 @@ class FulfilmentPushes(LedgerBase):
         return self._pushes(sa.select(f).where(f.c.marketplace == marketplace, to_do))
 
     def unshipped(self, marketplace: str, *, older_than: datetime) -> list[FulfilmentPush]:
-        """Live fulfilments created before ``older_than`` whose OR24 is neither done nor already (oldest first)."""
+        """Live fulfilments created before ``older_than`` whose OR24 is not done, already or skipped (oldest first).
+
+        Skipped means the Mirakl order will never ship (refused, canceled): the reason is in ``or24.error``.
+        """
         older_than = require_aware(older_than, "older_than", f"marketplace {marketplace!r}", optional=False)
         query = sa.select(f).where(
             f.c.marketplace == marketplace,
-            f.c.or24_state.not_in(STEP_STATES_SETTLED),
+            f.c.or24_state.not_in((*STEP_STATES_SETTLED, "skipped")),
             sa.func.coalesce(f.c.fulfilment_created_at, f.c.created_at) < older_than,
             sa.or_(f.c.shopify_status.is_(None), f.c.shopify_status.not_in(_DEAD_FULFILMENT_STATUSES)),
         )

@@ -64,9 +64,10 @@ class ExceptionRecord:
 # Fulfilment pushes: the Mirakl calls made for one Shopify fulfilment, each with its own outcome.
 PUSH_STEPS = ("OR23", "OR24", "OR74")  # tracking, ship, invoice upload
 # pending: to send; done: Mirakl accepted it; already: Mirakl had it already (e.g. OR24 on a SHIPPED order);
-# skipped: not needed (no tracking, no invoice configured); failed: to retry; waiting: blocked (e.g. other lines unfulfilled).
-STEP_STATES = ("pending", "done", "already", "skipped", "failed", "waiting")
-STEP_STATES_TO_DO = ("pending", "failed", "waiting")
+# skipped: not needed (no tracking, no invoice configured); failed: to retry; waiting: blocked (e.g. other lines unfulfilled);
+# sending: the call was about to go out when the process stopped, so it may have reached Mirakl: check before resending.
+STEP_STATES = ("pending", "sending", "done", "already", "skipped", "failed", "waiting")
+STEP_STATES_TO_DO = ("pending", "sending", "failed", "waiting")
 STEP_STATES_SETTLED = ("done", "already")
 
 

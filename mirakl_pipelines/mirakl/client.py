@@ -14,6 +14,7 @@ Retry-After and backoff are all multiplied by it, so tests run the real pacing i
 """
 
 import collections
+import contextlib
 import json
 import logging
 import random
@@ -314,6 +315,16 @@ class MiraklClient:
             raise MiraklResponseError("SH21", 200, f"malformed carrier in response: {error}") from error
 
     # ---- lifecycle ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator["MiraklClient"]:
+        """Within the block a call whose budget slot is more than `seconds` away raises CallBudgetExceeded, unsent
+        (for optional calls, such as a check's read-back, that must not hold a run for a minute)."""
+        saved, self.max_wait = self.max_wait, seconds
+        try:
+            yield self
+        finally:
+            self.max_wait = saved
 
     def close(self) -> None:
         self._http.close()

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from mirakl_pipelines.defs.orders.importer import CRASH_ENV
+from mirakl_pipelines.defs.crash_points import CRASH_ENV
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines_tests.defs.conftest import RATE_LIMIT_SCALE
 from mirakl_pipelines_tests.defs.test_orders_flow import MKP, Pipeline, _line, _meta, _order

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from mirakl_pipelines.config import PROJECT_ROOT
+from mirakl_pipelines.defs.fulfilments.assets import shipment_checks
 from mirakl_pipelines.defs.fulfilments.push import ShipmentPush
 from mirakl_pipelines.defs.resources import LedgerResource
 from mirakl_pipelines.ledger import Ledger
@@ -29,7 +30,7 @@ def _push(settings, sandbox, ledger, sh21=None) -> ShipmentPush:
     client = MiraklClient(marketplace.base_url, sandbox.secrets[MKP], rate_limit_scale=RATE_LIMIT_SCALE, marketplace=MKP)
     # SH21 may be called once a day: a second push reuses the list (the flow caches it daily).
     return ShipmentPush(marketplace, client, ledger, CarrierMap.load(PROJECT_ROOT / "data" / "carriers.yaml"),
-                        sh21 or client.list_carriers(), settings.resolve_path(settings.warehouse_path),
+                        client.list_carriers() if sh21 is None else sh21, settings.resolve_path(settings.warehouse_path),
                         logging.getLogger("push"))
 
 
@@ -55,12 +56,19 @@ def test_fulfilment_webhook_ships_the_mirakl_order_once(settings, config_path, s
         assert report.shipped == 1 and report.tracking_sent == 1, report
         [recorded] = ledger.get_pushes(MKP, "S-1-A")
         assert recorded.or23.state == "done" and recorded.or24.state == "done"
+        # The demo marketplace wants the invoice: OR74 with the PDF the sandbox store serves for the order.
+        assert recorded.or74.state == "done" and report.invoices_uploaded == 1
+        [document] = sim.documents("S-1-A")
+        meta, content = sim.document_content("S-1-A", document["id"])
+        assert (meta["file_name"], meta["type"]) == ("invoice-S-1-A.pdf", "CUSTOMER_INVOICE")
+        assert content.startswith(b"%PDF-")
         # A second push (a duplicate delivery, the sweep, a re-run) sends nothing.
         calls = dict(sim.calls)
         again = _push(settings, sandbox, ledger, push.sh21)
         again.take_inbox()
         again.push()
         assert dict(sim.calls).get("OR24") == calls.get("OR24") and dict(sim.calls).get("OR23") == calls.get("OR23")
+        assert dict(sim.calls).get("OR74") == calls.get("OR74") == 1
 
     shipped = sim.get_order("S-1-A")
     assert shipped["order_state"] == "SHIPPED"
@@ -125,9 +133,15 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
         checks = {e.check_name: e for e in run.get_asset_check_evaluations()}
         meta = {k: v.value for k, v in run.asset_materializations_for_node("mirakl_shipments")[0].metadata.items()}
         assert meta["failed"] == 2
+        # Past the threshold the check reads both orders back (one OR11 call) and lists them, still SHIPPING.
+        later = datetime.now(timezone.utc) + timedelta(hours=2)
+        or11 = sim.calls["OR11"]
         with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
-            late = ledger.unshipped(MKP, older_than=datetime.now(timezone.utc) + timedelta(hours=2))
-        assert {p.mirakl_order_id for p in late} == {"D-1-A", "D-2-A"}
+            red = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), later)}
+        late = red["unacknowledged_fulfilments"]
+        assert not late.passed and late.metadata["late"].value == 2 and late.metadata["orders_read_back"].value == 2
+        assert "D-1-A: Mirakl SHIPPING" in late.metadata["orders"].value and "D-2-A" in late.metadata["orders"].value
+        assert sim.calls["OR11"] == or11 + 1
 
         sim.settings.reject_shipments = False
         run = job.execute_in_process(partition_key=request.partition_key, instance=instance)

@@ -64,16 +64,20 @@ SHIPMENT_CHECK_SPECS = [
 ]
 
 
-def _checks(ledger: Ledger, marketplace: MarketplaceConfig, now: datetime) -> list[dg.AssetCheckResult]:
+def shipment_checks(push: ShipmentPush, now: datetime) -> list[dg.AssetCheckResult]:
+    marketplace, ledger = push.marketplace, push.ledger
     minutes = marketplace.fulfilments.unacknowledged_after_minutes
-    late = ledger.unshipped(marketplace.code, older_than=now - timedelta(minutes=minutes))
+    found = push.unacknowledged(older_than=now - timedelta(minutes=minutes))
     carriers = ledger.open_exceptions(marketplace.code, kinds=[CARRIER_EXCEPTION])
     return [
         dg.AssetCheckResult(
-            check_name="unacknowledged_fulfilments", passed=not late, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"late": len(late), "threshold_minutes": minutes, "orders": dg.MetadataValue.md("\n".join(
-                f"- {p.mirakl_order_id} ({p.shopify_fulfillment_id}, OR24 {p.or24.state}: {p.or24.error or ''})"
-                for p in late[:50]) or "_none_")},
+            check_name="unacknowledged_fulfilments", passed=not found.late, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"late": len(found.late), "threshold_minutes": minutes, "orders_read_back": found.read_back,
+                      "orders_unverified": found.unverified, "read_back_note": found.note or "",
+                      "orders": dg.MetadataValue.md("\n".join(
+                          f"- {x.push.mirakl_order_id}: Mirakl {x.mirakl_state}; {x.push.shopify_fulfillment_id}, "
+                          f"OR23 {x.push.or23.state}, OR24 {x.push.or24.state}: {x.push.or24.error or x.push.or23.error or ''}"
+                          for x in found.late[:50]) or "_none_")},
         ),
         dg.AssetCheckResult(
             check_name="open_carrier_exceptions", passed=not carriers, severity=dg.AssetCheckSeverity.WARN,
@@ -107,12 +111,14 @@ def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
             if swept:
                 _sweep(push, lg, shopify, cfg, marketplace, now)
             report = push.push()
-            checks = _checks(lg, marketplace, _utcnow())
+            checks = shipment_checks(push, _utcnow())
         return dg.MaterializeResult(
             metadata={"fulfilments_received": report.fulfilments_received, "tracking_sent": report.tracking_sent,
                       "shipped": report.shipped, "already_shipped": report.already_shipped,
                       "waiting": dg.MetadataValue.json(dict(report.waiting)),
-                      "carrier_exceptions": report.carrier_exceptions, "failed": report.failed, "sweep": swept},
+                      "carrier_exceptions": report.carrier_exceptions, "failed": report.failed,
+                      "invoices_uploaded": report.invoices_uploaded, "invoices_waiting": report.invoices_waiting,
+                      "invoice_failures": report.invoice_failures, "sweep": swept},
             check_results=checks,
         )
 

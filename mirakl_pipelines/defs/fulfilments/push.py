@@ -1,9 +1,12 @@
-"""One marketplace's shipment push: Shopify fulfilments (webhook inbox, sweep) → OR23 tracking → OR24 ship.
+"""One marketplace's shipment push: Shopify fulfilments (webhook inbox, sweep) → OR23 tracking → OR24 ship
+→ OR74 invoice (when the marketplace wants it).
 
 Every step is recorded in the ledger before the next one starts, so a crash between OR23 and OR24
-resumes at OR24 and nothing is sent twice. The Mirakl order a fulfilment belongs to is read from the
-day's raw parquet (the partition of its last update), never from OR11: OR11 may be called once a
-minute at most, and the push must take seconds.
+resumes at OR24 and nothing is sent twice. OR23 is marked ``sending`` before the call: a process that
+died right after it reads the order back once (OR11 by id) instead of sending the tracking again. OR24
+on a SHIPPED order and OR74 of an already uploaded file are recognised as done. The Mirakl order a
+fulfilment belongs to is read from the day's raw parquet (the partition of its last update), never
+from OR11: OR11 may be called once a minute at most, and the push must take seconds.
 """
 
 import logging
@@ -15,26 +18,34 @@ from typing import Callable, Sequence
 
 import pyarrow as pa
 
-from mirakl_pipelines.config import MarketplaceConfig
+from mirakl_pipelines.config import PROJECT_ROOT, MarketplaceConfig
+from mirakl_pipelines.defs.crash_points import crash_point
+from mirakl_pipelines.defs.fulfilments.invoices import InvoiceNotReady, InvoiceUnavailable, fetch_invoice
 from mirakl_pipelines.defs.io import read_partition
 from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import FulfilmentPush, Ledger
-from mirakl_pipelines.mirakl.client import MiraklClient
-from mirakl_pipelines.mirakl.errors import MiraklError
+from mirakl_pipelines.ledger.records import STEP_STATES_SETTLED, STEP_STATES_TO_DO
+from mirakl_pipelines.mirakl.client import MAX_IDS_PER_CALL, MiraklClient
+from mirakl_pipelines.mirakl.errors import MiraklDocumentRejected, MiraklError
 from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.shopify.models import Fulfilment
 from mirakl_pipelines.sync.carriers import CarrierLike, CarrierMap
 from mirakl_pipelines.sync.shipments import (
+    DEAD_ORDER_STATES,
+    SHIPPED_STATES,
     decide_shipment,
     fulfilled_quantities,
     fulfilment_from_webhook,
     latest_tracking,
+    tracking_differs,
     tracking_payload,
 )
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CARRIER_EXCEPTION = "unknown_carrier"
 SHIPMENT_EXCEPTION = "shipment_failed"
+INVOICE_EXCEPTION = "invoice_failed"
+READ_BACK_WAIT_SECONDS = 5.0
 
 
 def _utcnow() -> datetime:
@@ -51,6 +62,23 @@ class PushReport:
     waiting: Counter = field(default_factory=Counter)
     carrier_exceptions: int = 0
     failed: int = 0
+    invoices_uploaded: int = 0
+    invoices_waiting: int = 0  # the invoice does not exist yet at its source
+    invoice_failures: int = 0
+
+
+@dataclass(frozen=True)
+class LateFulfilment:
+    push: FulfilmentPush
+    mirakl_state: str  # as read back from Mirakl, or "unverified" when the read-back could not cover it
+
+
+@dataclass(frozen=True)
+class Unacknowledged:
+    late: list[LateFulfilment]
+    read_back: int  # orders read back from Mirakl
+    unverified: int  # orders left on the ledger's word (OR11 slot busy)
+    note: str | None = None
 
 
 @dataclass
@@ -88,7 +116,8 @@ class ShipmentPush:
             shopify_order_id=fulfilment.order_id or "", created_at=fulfilment.created_at,
             updated_at=fulfilment.updated_at, tracking_company=fulfilment.tracking_company,
             tracking_number=fulfilment.tracking_number, tracking_url=fulfilment.tracking_url,
-            line_quantities=dict(fulfilment.lines), status=fulfilment.status, now=self.now(),
+            line_quantities=dict(fulfilment.lines), status=fulfilment.status,
+            invoice=self.marketplace.fulfilments.invoice.enabled, now=self.now(),
         )
 
     def push(self) -> PushReport:
@@ -97,25 +126,62 @@ class ShipmentPush:
         for push in self.ledger.pushes_to_do(self.marketplace.code):
             by_order[push.mirakl_order_id].append(push)
         for order_id in by_order:
-            self._push_order(order_id, self.ledger.get_pushes(self.marketplace.code, order_id))
+            pushes = self.ledger.get_pushes(self.marketplace.code, order_id)
+            if any(p.shipped for p in pushes):
+                self._later_parcels(order_id, pushes)
+            elif not self._ship(order_id, pushes):
+                continue
+            if self.marketplace.fulfilments.invoice.enabled:
+                self._upload_invoice(order_id, self.ledger.get_pushes(self.marketplace.code, order_id))
         return self.report
 
-    def _push_order(self, order_id: str, pushes: list[FulfilmentPush]) -> None:
+    def _ship(self, order_id: str, pushes: list[FulfilmentPush]) -> bool:
+        """OR23 with the latest tracking, then OR24; True once Mirakl has the order SHIPPED."""
         code = self.marketplace.code
         order = self._mirakl_order(order_id)
         if order is None:
             self.report.waiting["order not fetched yet"] += 1
-            return
+            return False
         fulfilments = [_as_fulfilment(p) for p in pushes]
         decision = decide_shipment(order, fulfilled_quantities(fulfilments), partial_shipments=self.marketplace.fulfilments.partial_shipments)
+        if decision.action == "done":  # shipped in Mirakl's back office, or by an earlier run whose record was lost
+            self._settle(order_id, "already", decision.reason)
+            self.report.already_shipped += 1
+            return True
         if decision.action in ("wait", "skip"):
             self.report.waiting[decision.reason or decision.action] += 1
+            state = "waiting" if decision.action == "wait" else "skipped"
             for p in pushes:
-                self.ledger.record_step(code, order_id, p.shopify_fulfillment_id, "OR24", "waiting", now=self.now(),
+                self.ledger.record_step(code, order_id, p.shopify_fulfillment_id, "OR24", state, now=self.now(),
                                         error=decision.reason)
-            return
+            return False
         latest = latest_tracking(fulfilments)
+        step = "OR23"
+        try:
+            if latest is not None and not self._send_tracking(order_id, latest, pushes):
+                return False
+            step = "OR24"
+            shipped = self.mirakl.ship_order(order_id)
+        except (MiraklError, ValueError) as e:
+            self.report.failed += 1
+            target = latest.fulfilment_id if latest is not None else pushes[-1].shopify_fulfillment_id
+            self.ledger.record_step(code, order_id, target, step, "failed", now=self.now(), error=str(e))
+            self.ledger.raise_exception(code, SHIPMENT_EXCEPTION, order_id, f"shipping order {order_id} failed at {step}: {e}",
+                                        {}, now=self.now())
+            return False
+        self.report.shipped += shipped
+        self.report.already_shipped += not shipped
+        no_tracking = None if latest is not None else "the Shopify fulfilments carry no tracking: shipped without OR23"
+        self._settle(order_id, "done" if shipped else "already", no_tracking)
+        self.ledger.resolve_exceptions(code, order_id, [CARRIER_EXCEPTION, SHIPMENT_EXCEPTION], now=self.now())
+        return True
+
+    def _send_tracking(self, order_id: str, latest: Fulfilment, pushes: list[FulfilmentPush]) -> bool:
+        """OR23 for the latest fulfilment unless Mirakl has it already; False when its carrier is unknown."""
+        code = self.marketplace.code
         target = next(p for p in pushes if p.shopify_fulfillment_id == latest.fulfilment_id)
+        if target.or23.state in STEP_STATES_SETTLED:
+            return True
         choice = self.carriers.resolve(latest.tracking_company, latest.tracking_url, code, self.sh21,
                                        self.marketplace.fulfilments.accepts_unregistered_carriers)
         if not choice.shippable:
@@ -124,28 +190,118 @@ class ShipmentPush:
                                     error=choice.reason)
             self.ledger.raise_exception(code, CARRIER_EXCEPTION, order_id, choice.reason,
                                         {"carrier": latest.tracking_company, "yaml_line": choice.yaml_line}, now=self.now())
-            return
-        try:
-            if target.or23.state not in ("done", "already"):
-                payload = tracking_payload(choice, latest.tracking_number)
-                self.mirakl.update_tracking(order_id, **payload)
-                self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "done", now=self.now(),
-                                        carrier_code=payload.get("carrier_code"), carrier_name=payload.get("carrier_name"),
-                                        carrier_url=payload.get("carrier_url"))
-                self.report.tracking_sent += 1
-            shipped = self.mirakl.ship_order(order_id)
-        except (MiraklError, ValueError) as e:
-            self.report.failed += 1
-            self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR24", "failed", now=self.now(), error=str(e))
-            self.ledger.raise_exception(code, SHIPMENT_EXCEPTION, order_id, f"shipping order {order_id} failed: {e}", {},
+            return False
+        payload = tracking_payload(choice, latest.tracking_number)
+        carrier = {name: payload.get(name) for name in ("carrier_code", "carrier_name", "carrier_url")}
+        if target.or23.state == "sending" and not self._tracking_missing(order_id, payload):
+            # The process stopped after sending OR23 last time and Mirakl shows that tracking: do not send it twice.
+            self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "already", now=self.now(), **carrier)
+            return True
+        self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "sending", now=self.now(), **carrier)
+        self.mirakl.update_tracking(order_id, **payload)
+        crash_point("after_or23")
+        self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "done", now=self.now(), **carrier)
+        self.report.tracking_sent += 1
+        crash_point("before_or24")
+        return True
+
+    def _tracking_missing(self, order_id: str, payload: dict[str, str]) -> bool:
+        """Read the order back (OR11 by id, only after an interrupted OR23) to see whether the tracking went through."""
+        orders = self.mirakl.list_orders(order_ids=[order_id])
+        return not orders or tracking_differs(orders[0], payload)
+
+    def _later_parcels(self, order_id: str, pushes: list[FulfilmentPush]) -> None:
+        """Fulfilments arriving after the order shipped: Mirakl takes OR23 only in SHIPPING and holds one tracking."""
+        shipped_with = next(p.shopify_fulfillment_id for p in pushes if p.shipped)
+        self._settle(order_id, "already",
+                     f"order {order_id} was already SHIPPED in Mirakl (with {shipped_with}); Mirakl holds one tracking "
+                     "per order, so this parcel's tracking stays in Shopify")
+
+    def _settle(self, order_id: str, or24_state: str, or23_note: str | None) -> None:
+        """Mark every fulfilment of a shipped order, as the ledger has them now: OR24 settled, an OR23 still to do
+        skipped (with why)."""
+        for p in self.ledger.get_pushes(self.marketplace.code, order_id):
+            if p.or23.state not in STEP_STATES_SETTLED:
+                self.ledger.record_step(self.marketplace.code, order_id, p.shopify_fulfillment_id, "OR23", "skipped",
+                                        now=self.now(), error=or23_note)
+            if p.or24.state not in STEP_STATES_SETTLED:
+                self.ledger.record_step(self.marketplace.code, order_id, p.shopify_fulfillment_id, "OR24", or24_state,
                                         now=self.now())
+
+    def _upload_invoice(self, order_id: str, pushes: list[FulfilmentPush]) -> None:
+        """OR74 once per order (file name per order, so a repeat is recognised as already uploaded)."""
+        code, invoice = self.marketplace.code, self.marketplace.fulfilments.invoice
+        to_do = [p for p in pushes if p.or74.state in STEP_STATES_TO_DO]
+        if not to_do:
             return
-        state = "done" if shipped else "already"
-        self.report.shipped += shipped
-        self.report.already_shipped += not shipped
-        for p in pushes:
-            self.ledger.record_step(code, order_id, p.shopify_fulfillment_id, "OR24", state, now=self.now())
-        self.ledger.resolve_exceptions(code, order_id, [CARRIER_EXCEPTION, SHIPMENT_EXCEPTION], now=self.now())
+
+        def record(state: str, error: str | None = None) -> None:
+            for p in to_do:
+                self.ledger.record_step(code, order_id, p.shopify_fulfillment_id, "OR74", state, now=self.now(), error=error)
+
+        if any(p.or74.state in STEP_STATES_SETTLED for p in pushes):
+            return record("already")
+        link = self.ledger.get_order_links(code, [order_id])[order_id]
+        try:
+            document = fetch_invoice(invoice, PROJECT_ROOT, order_name=link.shopify_order_name or "",
+                                     mirakl_order_id=order_id, shopify_order_id=link.shopify_legacy_id or "")
+        except InvoiceNotReady as e:
+            self.report.invoices_waiting += 1
+            return record("waiting", str(e))
+        except InvoiceUnavailable as e:
+            return self._invoice_failed(order_id, record, str(e))
+        record("sending")
+        try:
+            self.mirakl.upload_invoice(order_id, file_name=document.file_name, content=document.content,
+                                       type_code=invoice.type_code)
+        except MiraklDocumentRejected as e:
+            if not e.already_uploaded:
+                return self._invoice_failed(order_id, record, str(e))
+            record("already")
+        except (MiraklError, ValueError) as e:
+            return self._invoice_failed(order_id, record, str(e))
+        else:
+            record("done")
+            self.report.invoices_uploaded += 1
+        self.ledger.resolve_exceptions(code, order_id, [INVOICE_EXCEPTION], now=self.now())
+
+    def _invoice_failed(self, order_id: str, record: Callable[..., None], reason: str) -> None:
+        self.report.invoice_failures += 1
+        record("failed", reason)
+        self.ledger.raise_exception(self.marketplace.code, INVOICE_EXCEPTION, order_id,
+                                    f"invoice upload (OR74) for order {order_id} failed: {reason}", {}, now=self.now())
+
+    def unacknowledged(self, older_than: datetime, read_back_wait: float = READ_BACK_WAIT_SECONDS) -> "Unacknowledged":
+        """Fulfilments older than `older_than` whose Mirakl order is not SHIPPED, verified by reading the orders back.
+
+        Candidates are the ledger's unshipped fulfilments; their orders are read with OR11 by id (≤ 100 per call,
+        the first batch only when OR11's once-a-minute slot is free within `read_back_wait`, so a check never holds
+        a run for a minute). An order Mirakl shows shipped, or dead, is settled in the ledger and is not late; one
+        beyond what could be read stays late on the ledger's word and is counted as unverified.
+        """
+        code = self.marketplace.code
+        candidates = self.ledger.unshipped(code, older_than=older_than)
+        order_ids = list(dict.fromkeys(p.mirakl_order_id for p in candidates))
+        states: dict[str, str | None] = {}
+        note = None
+        try:
+            with self.mirakl.waiting_at_most(read_back_wait):
+                for start in range(0, len(order_ids), MAX_IDS_PER_CALL):
+                    batch = order_ids[start:start + MAX_IDS_PER_CALL]
+                    found = {o.order_id: o.order_state for o in self.mirakl.list_orders(order_ids=batch)}
+                    states.update({order_id: found.get(order_id) for order_id in batch})
+        except MiraklError as e:
+            note = f"read back {len(states)} of {len(order_ids)} orders; the rest on the ledger's word ({e})"
+        late = []
+        for push in candidates:
+            state = states.get(push.mirakl_order_id, "unverified")
+            if state in SHIPPED_STATES or state in DEAD_ORDER_STATES:
+                outcome = "already" if state in SHIPPED_STATES else "skipped"
+                self.ledger.record_step(code, push.mirakl_order_id, push.shopify_fulfillment_id, "OR24", outcome,
+                                        now=self.now(), error=f"read back from Mirakl: order is {state}")
+            else:
+                late.append(LateFulfilment(push, state or "not found in Mirakl"))
+        return Unacknowledged(late, read_back=len(states), unverified=len(order_ids) - len(states), note=note)
 
     def _mirakl_order(self, order_id: str) -> MiraklOrder | None:
         link = self.ledger.get_order_links(self.marketplace.code, [order_id]).get(order_id)
@@ -168,3 +324,4 @@ def _as_fulfilment(push: FulfilmentPush) -> Fulfilment:
         tracking_company=push.tracking_company, tracking_number=push.tracking_number, tracking_url=push.tracking_url,
         status=push.shopify_status or "SUCCESS", order_id=push.shopify_order_id, updated_at=push.fulfilment_updated_at,
     )
+

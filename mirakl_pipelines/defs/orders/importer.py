@@ -9,7 +9,6 @@ that a crash at any point is repaired by the next run:
 """
 
 import logging
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pyarrow as pa
 
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
+from mirakl_pipelines.defs.crash_points import crash_point
 from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import Ledger, OrderLink
 from mirakl_pipelines.mirakl.client import MiraklClient
@@ -46,15 +46,6 @@ ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
 IMPORT_WORKERS = 3
 # Worth another OR21 later in the run; any other Mirakl error is a refusal to report at once.
 TRANSIENT_MIRAKL_ERRORS = (MiraklServerError, MiraklRateLimited, CallBudgetExceeded)
-# Set by the exactly-once test to kill the process between the Shopify call and the ledger write.
-CRASH_ENV = "MIRAKL_PIPELINES_CRASH_AT"
-
-
-def _crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os._exit(70)
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -270,7 +261,7 @@ class OrderBatch:
 
     def _imported(self, order: MiraklOrder, ref: ShopifyOrderRef) -> None:
         code = self.marketplace.code
-        _crash_point("after_shopify_create")
+        crash_point("after_shopify_create")
         self.ledger.record_import(
             code, order.order_id, shopify_order_id=ref.id, shopify_order_name=ref.name,
             shopify_legacy_id=ref.legacy_id, now=self.now(),
