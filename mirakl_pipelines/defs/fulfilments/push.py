@@ -256,7 +256,7 @@ class ShipmentPush:
                                        type_code=invoice.type_code)
         except MiraklDocumentRejected as e:
             if not e.already_uploaded:
-                return self._invoice_failed(order_id, record, str(e))
+                return self._invoice_failed(order_id, record, f"{e} (sent {document.file_name} as type {invoice.type_code})")
             record("already")
         except (MiraklError, ValueError) as e:
             return self._invoice_failed(order_id, record, str(e))
