@@ -5,7 +5,7 @@ sends only OR24. Webhooks arrive duplicated and out of order, so an upsert only 
 version newer than the stored one, and only a change of tracking sends OR23 again.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Mapping
 
 import sqlalchemy as sa
@@ -167,21 +167,8 @@ class FulfilmentPushes(LedgerBase):
         ``carrier_name`` + ``carrier_url`` for an unregistered one; giving any replaces all three.
         """
         record = _record(marketplace, mirakl_order_id, fulfillment_id)
-        if step not in PUSH_STEPS:
-            raise InvalidLedgerInput(f"{record}: step {step!r} is not one of {list(PUSH_STEPS)}")
-        if state not in STEP_STATES:
-            raise InvalidLedgerInput(f"{record}: {step} state {state!r} is not one of {list(STEP_STATES)}")
-        now = require_aware(now, "now", record, optional=False)
-        prefix = step.lower()
-        values = {
-            f"{prefix}_state": state,
-            f"{prefix}_at": now,
-            f"{prefix}_error": _optional_text(error, "error", record),
-            "updated_at": now,
-        }
-        carrier = {"carrier_code": carrier_code, "carrier_name": carrier_name, "carrier_url": carrier_url}
-        if any(value is not None for value in carrier.values()):
-            values.update({name: _optional_text(value, name, record) for name, value in carrier.items()})
+        values = _step_values(record, step, state, now, error,
+                              {"carrier_code": carrier_code, "carrier_name": carrier_name, "carrier_url": carrier_url})
         if state in _CALLED_STATES:
             values["attempts"] = f.c.attempts + 1
         stmt = sa.update(f).where(*_key(marketplace, mirakl_order_id, fulfillment_id)).values(**values).returning(*f.c)
@@ -190,6 +177,40 @@ class FulfilmentPushes(LedgerBase):
         if row is None:
             raise UnknownFulfilmentPush(marketplace, mirakl_order_id, fulfillment_id)
         return FulfilmentPush.from_row(row)
+
+    def claim_step(
+        self,
+        seen: FulfilmentPush,
+        step: str,
+        *,
+        now: datetime,
+        stale_after: timedelta,
+        carrier_code: str | None = None,
+        carrier_name: str | None = None,
+        carrier_url: str | None = None,
+    ) -> bool:
+        """Mark ``step`` of ``seen`` as ``sending`` unless another run got there first; True when the caller may send.
+
+        Compare-and-set on the step's state and time as they were in ``seen``: of two runs pushing the same
+        fulfilment, one wins and the other leaves it. A step already settled is never claimed; one another
+        run left ``sending`` is taken over only once older than ``stale_after`` (that run died mid-call).
+        """
+        record = _record(seen.marketplace, seen.mirakl_order_id, seen.shopify_fulfillment_id)
+        values = _step_values(record, step, "sending", now, None,
+                              {"carrier_code": carrier_code, "carrier_name": carrier_name, "carrier_url": carrier_url})
+        outcome = seen.step(step)
+        if outcome.state in STEP_STATES_SETTLED:
+            return False
+        if outcome.state == "sending" and outcome.at is not None and now - outcome.at < stale_after:
+            return False
+        prefix = step.lower()
+        stmt = sa.update(f).where(
+            *_key(seen.marketplace, seen.mirakl_order_id, seen.shopify_fulfillment_id),
+            f.c[f"{prefix}_state"] == outcome.state,
+            f.c[f"{prefix}_at"].is_(None) if outcome.at is None else f.c[f"{prefix}_at"] == outcome.at,
+        ).values(**values)
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
 
     def get_pushes(self, marketplace: str, mirakl_order_id: str) -> list[FulfilmentPush]:
         """Every fulfilment stored for an order, oldest first."""
@@ -221,6 +242,21 @@ class FulfilmentPushes(LedgerBase):
         )
         with self._read() as conn:
             return [FulfilmentPush.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def _step_values(record: str, step: str, state: str, now: datetime, error: str | None, carrier: dict) -> dict:
+    """The columns a step outcome writes; the carrier columns only when a carrier is given (all three replaced)."""
+    if step not in PUSH_STEPS:
+        raise InvalidLedgerInput(f"{record}: step {step!r} is not one of {list(PUSH_STEPS)}")
+    if state not in STEP_STATES:
+        raise InvalidLedgerInput(f"{record}: {step} state {state!r} is not one of {list(STEP_STATES)}")
+    now = require_aware(now, "now", record, optional=False)
+    prefix = step.lower()
+    values = {f"{prefix}_state": state, f"{prefix}_at": now, f"{prefix}_error": _optional_text(error, "error", record),
+              "updated_at": now}
+    if any(value is not None for value in carrier.values()):
+        values.update({name: _optional_text(value, name, record) for name, value in carrier.items()})
+    return values
 
 
 def _key(marketplace: str, mirakl_order_id: str, fulfillment_id: str):

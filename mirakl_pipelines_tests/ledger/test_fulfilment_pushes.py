@@ -197,3 +197,36 @@ def test_concurrent_deliveries_of_the_same_fulfilment_leave_the_newest(ledger_ur
     with Ledger.connect(ledger_url) as check:
         [push] = check.get_pushes(MKP, "M-1")
     assert (push.tracking_number, push.fulfilment_updated_at) == ("N39", T0 + timedelta(seconds=39))
+
+
+def test_of_two_runs_claiming_the_same_step_one_wins(ledger):
+    seen = upsert(ledger)
+    t1 = T0 + timedelta(seconds=1)
+    assert ledger.claim_step(seen, "OR23", now=t1, stale_after=timedelta(minutes=3), carrier_code="COLISSIMO")
+    assert not ledger.claim_step(seen, "OR23", now=t1, stale_after=timedelta(minutes=3))  # read the same row: loses
+    [row] = ledger.get_pushes(MKP, "M-1")
+    assert (row.or23.state, row.or23.at, row.carrier_code) == ("sending", t1, "COLISSIMO")
+    # A run that reads it now sees another run sending it: it leaves it, until that run must have died.
+    assert not ledger.claim_step(row, "OR23", now=t1 + timedelta(minutes=2), stale_after=timedelta(minutes=3))
+    assert ledger.claim_step(row, "OR23", now=t1 + timedelta(minutes=4), stale_after=timedelta(minutes=3))
+    done = ledger.record_step(MKP, "M-1", "F-1", "OR23", "done", now=t1 + timedelta(minutes=5))
+    assert not ledger.claim_step(done, "OR23", now=t1 + timedelta(hours=1), stale_after=timedelta(0))
+    # Steps are claimed apart: OR24 is still free.
+    assert ledger.claim_step(done, "OR24", now=t1 + timedelta(minutes=5), stale_after=timedelta(minutes=3))
+
+
+def test_concurrent_claims_let_exactly_one_through(ledger):
+    seen = upsert(ledger, "F-race")
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def claim():
+        barrier.wait()
+        wins.append(ledger.claim_step(seen, "OR24", now=datetime.now(timezone.utc), stale_after=timedelta(minutes=3)))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]

@@ -12,7 +12,7 @@ from OR11: OR11 may be called once a minute at most, and the push must take seco
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,6 +46,8 @@ CARRIER_EXCEPTION = "unknown_carrier"
 SHIPMENT_EXCEPTION = "shipment_failed"
 INVOICE_EXCEPTION = "invoice_failed"
 READ_BACK_WAIT_SECONDS = 5.0
+# A step left `sending` this long is taken over: the run sending it died (a live call, retries included, is done by then).
+SENDING_TIMEOUT = timedelta(minutes=3)
 
 
 def _utcnow() -> datetime:
@@ -91,6 +93,7 @@ class ShipmentPush:
     warehouse_path: str | Path
     log: logging.Logger
     now: Callable[[], datetime] = _utcnow
+    sending_timeout: timedelta = SENDING_TIMEOUT
     report: PushReport = field(default_factory=PushReport)
     _days: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -161,18 +164,22 @@ class ShipmentPush:
             if latest is not None and not self._send_tracking(order_id, latest, pushes):
                 return False
             step = "OR24"
+            if not self._claim(pushes[0], "OR24"):
+                return False
             shipped = self.mirakl.ship_order(order_id)
         except (MiraklError, ValueError) as e:
             self.report.failed += 1
-            target = latest.fulfilment_id if latest is not None else pushes[-1].shopify_fulfillment_id
-            self.ledger.record_step(code, order_id, target, step, "failed", now=self.now(), error=str(e))
+            rows = [p.shopify_fulfillment_id for p in pushes] if step == "OR24" else [latest.fulfilment_id]
+            for row in rows:
+                self.ledger.record_step(code, order_id, row, step, "failed", now=self.now(), error=str(e))
             self.ledger.raise_exception(code, SHIPMENT_EXCEPTION, order_id, f"shipping order {order_id} failed at {step}: {e}",
                                         {}, now=self.now())
             return False
         self.report.shipped += shipped
         self.report.already_shipped += not shipped
-        no_tracking = None if latest is not None else "the Shopify fulfilments carry no tracking: shipped without OR23"
-        self._settle(order_id, "done" if shipped else "already", no_tracking)
+        note = ("the Shopify fulfilments carry no tracking: shipped without OR23" if latest is None else
+                f"Mirakl holds one tracking per order: {latest.fulfilment_id}'s was sent")
+        self._settle(order_id, "done" if shipped else "already", note)
         self.ledger.resolve_exceptions(code, order_id, [CARRIER_EXCEPTION, SHIPMENT_EXCEPTION], now=self.now())
         return True
 
@@ -193,17 +200,25 @@ class ShipmentPush:
             return False
         payload = tracking_payload(choice, latest.tracking_number)
         carrier = {name: payload.get(name) for name in ("carrier_code", "carrier_name", "carrier_url")}
+        if not self._claim(target, "OR23", **carrier):
+            return False
         if target.or23.state == "sending" and not self._tracking_missing(order_id, payload):
-            # The process stopped after sending OR23 last time and Mirakl shows that tracking: do not send it twice.
+            # The run that sent OR23 last died before recording it, and Mirakl shows that tracking: not twice.
             self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "already", now=self.now(), **carrier)
             return True
-        self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "sending", now=self.now(), **carrier)
         self.mirakl.update_tracking(order_id, **payload)
         crash_point("after_or23")
         self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "done", now=self.now(), **carrier)
         self.report.tracking_sent += 1
         crash_point("before_or24")
         return True
+
+    def _claim(self, seen: FulfilmentPush, step: str, **carrier: str | None) -> bool:
+        """Mark the step sending before the call; False when another run is sending it (or has just sent it)."""
+        if self.ledger.claim_step(seen, step, now=self.now(), stale_after=self.sending_timeout, **carrier):
+            return True
+        self.report.waiting[f"{step} being sent by another run"] += 1
+        return False
 
     def _tracking_missing(self, order_id: str, payload: dict[str, str]) -> bool:
         """Read the order back (OR11 by id, only after an interrupted OR23) to see whether the tracking went through."""
@@ -250,7 +265,8 @@ class ShipmentPush:
             return record("waiting", str(e))
         except InvoiceUnavailable as e:
             return self._invoice_failed(order_id, record, str(e))
-        record("sending")
+        if not self._claim(to_do[0], "OR74"):
+            return None
         try:
             self.mirakl.upload_invoice(order_id, file_name=document.file_name, content=document.content,
                                        type_code=invoice.type_code)
