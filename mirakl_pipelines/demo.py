@@ -106,6 +106,7 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
         code: MarketplaceSim(MarketplaceSettings(
             code=code, api_key=keys[code], acceptance_window=timedelta(hours=spec["window_hours"]),
             debit_delay=debit_delay, rate_limit_scale=rate_limit_scale,
+            accepts_unregistered_carriers=spec["accepts_unregistered_carriers"],
         ))
         for code, spec in DEMO_MARKETPLACES.items()
     }

@@ -142,6 +142,14 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
         assert not late.passed and late.metadata["late"].value == 2 and late.metadata["orders_read_back"].value == 2
         assert "D-1-A: Mirakl SHIPPING" in late.metadata["orders"].value and "D-2-A" in late.metadata["orders"].value
         assert sim.calls["OR11"] == or11 + 1
+        # Once the orders refresh has read Mirakl after the attempts, the check trusts what it saw: no OR11 of its own.
+        pipeline.run()
+        or11 = sim.calls["OR11"]
+        with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+            late = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), later)}[
+                "unacknowledged_fulfilments"]
+        assert not late.passed and late.metadata["orders_verified_by_refresh"].value == 2
+        assert late.metadata["orders_read_back"].value == 0 and sim.calls["OR11"] == or11
 
         sim.settings.reject_shipments = False
         run = job.execute_in_process(partition_key=request.partition_key, instance=instance)

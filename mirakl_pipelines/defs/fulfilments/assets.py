@@ -72,7 +72,8 @@ def shipment_checks(push: ShipmentPush, now: datetime) -> list[dg.AssetCheckResu
     return [
         dg.AssetCheckResult(
             check_name="unacknowledged_fulfilments", passed=not found.late, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"late": len(found.late), "threshold_minutes": minutes, "orders_read_back": found.read_back,
+            metadata={"late": len(found.late), "threshold_minutes": minutes, "orders_verified_by_refresh": found.by_refresh,
+                      "orders_read_back": found.read_back,
                       "orders_unverified": found.unverified, "read_back_note": found.note or "",
                       "orders": dg.MetadataValue.md("\n".join(
                           f"- {x.push.mirakl_order_id}: Mirakl {x.mirakl_state}; {x.push.shopify_fulfillment_id}, "

@@ -22,6 +22,7 @@ from mirakl_pipelines.config import PROJECT_ROOT, MarketplaceConfig
 from mirakl_pipelines.defs.crash_points import crash_point
 from mirakl_pipelines.defs.fulfilments.invoices import InvoiceNotReady, InvoiceUnavailable, fetch_invoice
 from mirakl_pipelines.defs.io import read_partition
+from mirakl_pipelines.defs.orders.assets import FLOW as ORDERS_FLOW
 from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import FulfilmentPush, Ledger
 from mirakl_pipelines.ledger.records import STEP_STATES_SETTLED, STEP_STATES_TO_DO
@@ -78,7 +79,8 @@ class LateFulfilment:
 @dataclass(frozen=True)
 class Unacknowledged:
     late: list[LateFulfilment]
-    read_back: int  # orders read back from Mirakl
+    by_refresh: int  # orders whose state the orders refresh read after our last attempt
+    read_back: int  # orders read back from Mirakl by this check (OR11 by id)
     unverified: int  # orders left on the ledger's word (OR11 slot busy)
     note: str | None = None
 
@@ -288,26 +290,38 @@ class ShipmentPush:
                                     f"invoice upload (OR74) for order {order_id} failed: {reason}", {}, now=self.now())
 
     def unacknowledged(self, older_than: datetime, read_back_wait: float = READ_BACK_WAIT_SECONDS) -> "Unacknowledged":
-        """Fulfilments older than `older_than` whose Mirakl order is not SHIPPED, verified by reading the orders back.
+        """Fulfilments older than `older_than` whose Mirakl order is not SHIPPED, verified against Mirakl.
 
-        Candidates are the ledger's unshipped fulfilments; their orders are read with OR11 by id (≤ 100 per call,
-        the first batch only when OR11's once-a-minute slot is free within `read_back_wait`, so a check never holds
-        a run for a minute). An order Mirakl shows shipped, or dead, is settled in the ledger and is not late; one
-        beyond what could be read stays late on the ledger's word and is counted as unverified.
+        Candidates are the ledger's unshipped fulfilments. An order is verified by the orders refresh when its
+        last OR11 window ended after our last attempt on it (the refresh records every order's state in its link,
+        at no extra call); the others are read back with OR11 by id (≤ 100 per call, and only while OR11's
+        once-a-minute slot is free within `read_back_wait`, so a check never holds a run for a minute). An order
+        Mirakl shows shipped, or dead, is settled in the ledger and is not late; one neither way could verify stays
+        late on the ledger's word and is counted as unverified.
         """
         code = self.marketplace.code
         candidates = self.ledger.unshipped(code, older_than=older_than)
-        order_ids = list(dict.fromkeys(p.mirakl_order_id for p in candidates))
-        states: dict[str, str | None] = {}
+        last_attempt: dict[str, datetime] = {}
+        for p in candidates:
+            moments = [m for m in (p.or23.at, p.or24.at, p.fulfilment_created_at, p.created_at) if m is not None]
+            last_attempt[p.mirakl_order_id] = max([*moments, last_attempt.get(p.mirakl_order_id, p.created_at)])
+        observed_until = self.ledger.get_watermark(ORDERS_FLOW, code, self.now().astimezone(timezone.utc).date())
+        links = self.ledger.get_order_links(code, list(last_attempt))
+        states: dict[str, str | None] = {
+            order_id: links[order_id].mirakl_state for order_id, attempt in last_attempt.items()
+            if observed_until is not None and observed_until > attempt and order_id in links
+        }
+        by_refresh = len(states)
+        to_read = [order_id for order_id in last_attempt if order_id not in states]
         note = None
         try:
             with self.mirakl.waiting_at_most(read_back_wait):
-                for start in range(0, len(order_ids), MAX_IDS_PER_CALL):
-                    batch = order_ids[start:start + MAX_IDS_PER_CALL]
+                for start in range(0, len(to_read), MAX_IDS_PER_CALL):
+                    batch = to_read[start:start + MAX_IDS_PER_CALL]
                     found = {o.order_id: o.order_state for o in self.mirakl.list_orders(order_ids=batch)}
                     states.update({order_id: found.get(order_id) for order_id in batch})
         except MiraklError as e:
-            note = f"read back {len(states)} of {len(order_ids)} orders; the rest on the ledger's word ({e})"
+            note = f"read back {len(states) - by_refresh} of {len(to_read)} orders; the rest on the ledger's word ({e})"
         late = []
         for push in candidates:
             state = states.get(push.mirakl_order_id, "unverified")
@@ -317,7 +331,8 @@ class ShipmentPush:
                                         now=self.now(), error=f"read back from Mirakl: order is {state}")
             else:
                 late.append(LateFulfilment(push, state or "not found in Mirakl"))
-        return Unacknowledged(late, read_back=len(states), unverified=len(order_ids) - len(states), note=note)
+        return Unacknowledged(late, by_refresh=by_refresh, read_back=len(states) - by_refresh,
+                              unverified=len(last_attempt) - len(states), note=note)
 
     def _mirakl_order(self, order_id: str) -> MiraklOrder | None:
         link = self.ledger.get_order_links(self.marketplace.code, [order_id]).get(order_id)
