@@ -23,7 +23,7 @@ from mirakl_pipelines.sandbox.server import RunningServer, serve_in_thread
 from mirakl_pipelines.sandbox.shopify.app import create_shopify_app
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, StoreSettings
 from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
-from mirakl_pipelines.webhooks.app import create_webhook_app
+from mirakl_pipelines.webhooks.app import WEBHOOK_PATH, create_webhook_app
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
@@ -95,6 +95,28 @@ class Sandbox:
         self.stop_event.set()
         for server in self.servers.values():
             server.stop()
+
+
+# The demo's Dagster instance: embedded SQLite under DAGSTER_HOME, no services. The run queue is polled every
+# second instead of every 5 s: a fulfilment's push run waits in that queue, and shipping latency counts.
+DEMO_INSTANCE_YAML = "telemetry:\n  enabled: false\nrun_queue:\n  dequeue_interval_seconds: 1\n"
+
+
+def write_demo_instance(dagster_home: Path) -> None:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(DEMO_INSTANCE_YAML)
+
+
+def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_seconds: float = 30.0,
+                   partial_share: float = 0.1, unknown_carrier_share: float = 0.05) -> tuple[RunningServer, Warehouse]:
+    """The Shopify side of shipping: the webhook receiver (in a thread, storing into `ledger_url`'s inbox), the
+    store's subscription to it, and a warehouse fulfilling imported orders after a delay with a French carrier mix."""
+    receiver = serve_in_thread(create_webhook_app(ledger_url, [sandbox.secrets["webhook"]]), name="webhooks")
+    sandbox.store.subscribe(f"{receiver.url}{WEBHOOK_PATH}", sandbox.secrets["webhook"], list(FULFILMENT_TOPICS))
+    warehouse = Warehouse(sandbox.store, seed=seed, delay_seconds=delay_seconds, partial_share=partial_share,
+                          unknown_carrier_share=unknown_carrier_share)
+    warehouse.start()
+    return receiver, warehouse
 
 
 def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scale: float = 1.0,
@@ -179,9 +201,7 @@ def _stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> Non
 def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> int:
     work = (Path(workdir) if Path(workdir).is_absolute() else PROJECT_ROOT / workdir).resolve()
     dagster_home = work / "dagster_home"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    # Embedded instance: SQLite under DAGSTER_HOME, no services needed.
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    write_demo_instance(dagster_home)
     stop = _stop_on_signals()
     sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
     config_path = work / "marketplaces.yaml"
@@ -189,14 +209,8 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> in
     env = {**os.environ, **sandbox.env(), CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(dagster_home),
            RATE_LIMIT_SCALE_ENV: "1"}
     sandbox.start_scenario()
-    # Shopify side of shipping: the webhook receiver (the ledger's inbox), subscribed to the sandbox store, and a
-    # warehouse fulfilling imported orders after a delay with a realistic carrier mix.
-    receiver = serve_in_thread(create_webhook_app(f"sqlite:///{work / 'ledger.sqlite'}", [sandbox.secrets["webhook"]]),
-                               name="webhooks")
+    receiver, warehouse = start_shipping(sandbox, f"sqlite:///{work / 'ledger.sqlite'}", seed=seed)
     sandbox.servers["webhooks"] = receiver
-    sandbox.store.subscribe(f"{receiver.url}/webhooks/shopify", sandbox.secrets["webhook"], list(FULFILMENT_TOPICS))
-    warehouse = Warehouse(sandbox.store, seed=seed, delay_seconds=30, partial_share=0.1, unknown_carrier_share=0.05)
-    warehouse.start()
     # Run from the work directory: the production dagster.yaml at the project root is not the demo's instance.
     dagster = subprocess.Popen(
         [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",

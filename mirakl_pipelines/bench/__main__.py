@@ -1,7 +1,8 @@
 """`python -m mirakl_pipelines.bench`: every benchmark at its real size, a table, and BENCHMARKS.md.
 
-    python -m mirakl_pipelines.bench [--only import refresh latency memory] [--output BENCHMARKS.md]
-                                     [--latency-seconds 420] [--no-write]
+    python -m mirakl_pipelines.bench [--only import refresh latency memory shipping webhooks]
+                                     [--output BENCHMARKS.md] [--latency-seconds 420] [--shipping-seconds 300]
+                                     [--webhook-deliveries 5000] [--no-write]
 
 Each benchmark works in a temporary directory of its own (ledger, warehouse, Dagster home, logs),
 removed at the end unless --keep is given.
@@ -19,10 +20,12 @@ from mirakl_pipelines.bench.latency import bench_latency
 from mirakl_pipelines.bench.memory import bench_memory
 from mirakl_pipelines.bench.refresh import bench_refresh
 from mirakl_pipelines.bench.report import BenchResult, Figure, machine_info, render_table, write_markdown
+from mirakl_pipelines.bench.shipping import bench_shipping
 from mirakl_pipelines.bench.throughput import bench_import
+from mirakl_pipelines.bench.webhook_throughput import bench_webhooks
 from mirakl_pipelines.config import PROJECT_ROOT
 
-BENCHMARKS = ("import", "refresh", "latency", "memory")
+BENCHMARKS = ("import", "refresh", "latency", "memory", "shipping", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day-orders", type=int, default=2000, help="orders already in the day for the refresh benchmark")
     parser.add_argument("--latency-seconds", type=float, default=420.0)
     parser.add_argument("--memory-orders", type=int, default=10_000)
+    parser.add_argument("--shipping-seconds", type=float, default=300.0)
+    parser.add_argument("--webhook-deliveries", type=int, default=5_000)
     args = parser.parse_args(argv)
 
     runners = {
@@ -43,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         "refresh": lambda d: bench_refresh(d, day_orders=args.day_orders),
         "latency": lambda d: bench_latency(d, duration_s=args.latency_seconds),
         "memory": lambda d: bench_memory(d, orders=args.memory_orders),
+        "shipping": lambda d: bench_shipping(d, duration_s=args.shipping_seconds),
+        "webhooks": lambda d: bench_webhooks(d, deliveries=args.webhook_deliveries),
     }
     root = Path(tempfile.mkdtemp(prefix="mirakl-bench-"))
     results = []

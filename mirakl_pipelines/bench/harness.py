@@ -21,7 +21,8 @@ import httpx
 import yaml
 
 from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV
-from mirakl_pipelines.demo import CATALOGUE
+from mirakl_pipelines.demo import CATALOGUE, write_demo_instance
+from mirakl_pipelines.sandbox.server import free_port
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MARKETPLACES = ("decathlon_fr", "leroymerlin_fr")  # the demo's, as start_sandbox builds them
@@ -89,6 +90,10 @@ class SandboxProcess:
     def marketplace_stats(self, code: str) -> dict:
         return self._get(self.url(code), "/_sandbox/stats")
 
+    def shop_webhooks(self) -> dict:
+        """The store's webhook faults, subscriptions and delivery stats."""
+        return self._get(self.url("shopify"), "/_sandbox/webhooks")
+
     def shop_orders(self) -> list[dict]:
         return self._get(self.url("shopify"), "/_sandbox/orders")
 
@@ -117,16 +122,24 @@ class SandboxProcess:
 @contextmanager
 def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay: float = 20.0,
                     scenario_orders_per_minute: float = 0.0, cron: str = "* * * * *",
-                    start_timeout: float = 60.0) -> Iterator[SandboxProcess]:
-    """Start `python -m mirakl_pipelines.bench.sandbox_process` and stop it (and only it) at the end."""
+                    shipping: Optional[dict] = None, start_timeout: float = 60.0) -> Iterator[SandboxProcess]:
+    """Start `python -m mirakl_pipelines.bench.sandbox_process` and stop it (and only it) at the end.
+
+    `shipping` (e.g. {"warehouse_delay": 5, "partial_share": 0, "unknown_carrier_share": 0}) also runs the
+    webhook receiver, subscribed to the store, and the warehouse in that process, as the demo does.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     info_path = workdir / "sandbox.json"
     info_path.unlink(missing_ok=True)
     log = open(workdir / "sandbox.log", "w")
+    options = []
+    if shipping is not None:
+        options = ["--shipping"] + [arg for name, value in shipping.items()
+                                    for arg in (f"--{name.replace('_', '-')}", str(value))]
     process = subprocess.Popen(
         [sys.executable, "-m", "mirakl_pipelines.bench.sandbox_process", "--info", str(info_path),
          "--workdir", str(workdir), "--rate-limit-scale", str(rate_limit_scale), "--debit-delay", str(debit_delay),
-         "--scenario-orders-per-minute", str(scenario_orders_per_minute), "--cron", cron],
+         "--scenario-orders-per-minute", str(scenario_orders_per_minute), "--cron", cron, *options],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env({}),
     )
     http = httpx.Client(timeout=60)
@@ -141,6 +154,98 @@ def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay
         http.close()
         stop_process_group(process)
         log.close()
+
+
+@contextmanager
+def dagster_dev(sandbox: SandboxProcess, config_path: Path, workdir: Path) -> Iterator[subprocess.Popen]:
+    """`dagster dev` (webserver + daemon, schedules and sensors running) on a SQLite instance in `workdir`, as
+    `mirakl-pipelines demo` starts it (from the work directory, real Mirakl limits); stopped with its group at the end."""
+    home = workdir / "dagster_home"
+    write_demo_instance(home)
+    env = child_env({**sandbox.env, CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(home), RATE_LIMIT_SCALE_ENV: "1"})
+    log = open(workdir / "dagster.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
+         "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(free_port())],
+        env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        stop_process_group(process, timeout=30)
+        log.close()
+
+
+def run_records(dagster_home: Path) -> list:
+    """Every run record of the instance in `dagster_home` (loads Dagster: call it once the runs are over)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return list(instance.get_run_records())
+
+
+@dataclass(frozen=True)
+class RunStats:
+    statuses: dict[str, int]
+    launch: list[float]  # seconds from queued to started, per finished run
+    duration: list[float]  # seconds from started to finished
+
+    @classmethod
+    def of(cls, records: list) -> "RunStats":
+        statuses: dict[str, int] = {}
+        for record in records:
+            statuses[record.dagster_run.status.value] = statuses.get(record.dagster_run.status.value, 0) + 1
+        finished = [r for r in records if r.start_time and r.end_time]
+        return cls(statuses, [r.start_time - r.create_timestamp.timestamp() for r in finished],
+                   [r.end_time - r.start_time for r in finished])
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What the demo set-up left after running: the measured span, both sides' orders, call counts and runs."""
+
+    start: datetime
+    end: datetime
+    shop_orders: list[dict]
+    mirakl_orders: dict[str, list[dict]]
+    mirakl_stats: dict[str, dict]
+    webhook_stats: Optional[dict]
+    records: list
+
+    def mirakl_calls(self) -> str:
+        return "; ".join(f"{c} {s['calls']} (429: {s['rejected_429']})" for c, s in self.mirakl_stats.items())
+
+
+def run_demo_setup(workdir: Path, duration_s: float, *, debit_delay_s: float, orders_per_minute: float,
+                   shipping: Optional[dict] = None) -> DemoRun:
+    """The demo set-up for `duration_s` (sandbox + scenario with Mirakl's real limits, one-minute refreshes,
+    `dagster dev` with schedules and sensors; with `shipping`, the receiver and the warehouse too), then its state."""
+    with sandbox_process(workdir, rate_limit_scale=1.0, debit_delay=debit_delay_s, cron="* * * * *",
+                         scenario_orders_per_minute=orders_per_minute, shipping=shipping) as sandbox:
+        config = write_config(sandbox, workdir)
+        with dagster_dev(sandbox, config, workdir) as dagster:
+            start = datetime.now(timezone.utc)
+            wait_alive(dagster, duration_s, workdir / "dagster.log")
+            end = datetime.now(timezone.utc)
+            observed = dict(
+                shop_orders=sandbox.shop_orders(),
+                mirakl_orders={code: sandbox.marketplace_orders(code) for code in MARKETPLACES},
+                mirakl_stats={code: sandbox.marketplace_stats(code) for code in MARKETPLACES},
+                webhook_stats=sandbox.shop_webhooks()["stats"] if shipping else None,
+            )
+    return DemoRun(start, end, records=run_records(workdir / "dagster_home"), **observed)
+
+
+def wait_alive(process: subprocess.Popen, seconds: float, log_path: Path, what: str = "dagster dev") -> None:
+    """Sleep `seconds`, raising BenchError (with the log's tail) as soon as `process` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited with {process.returncode}: {log_path.read_text()[-3000:]}")
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def write_config(sandbox: SandboxProcess, workdir: Path) -> Path:

@@ -108,6 +108,20 @@ finding, explained under its benchmark and in the issue. Mirakl's call-frequency
 Shopify's cost bucket is never compressed. What is not measured: real network latency beyond the injected
 50 ms, the real APIs' own variability, PostgreSQL (the ledger and the instance are SQLite here), and several
 marketplaces importing into one store at once (they share one bucket).
+
+The shipping latency figure also runs the demo set-up, with its Shopify side: the webhook receiver subscribed
+to the sandbox store and the warehouse fulfilling each imported order a few seconds after import (one parcel,
+a mapped carrier). A sample is one fulfilment created in the measured window, from its Shopify `createdAt` to
+its Mirakl order's `shipped_date`, so it includes the store's webhook delivery, the `fulfilment_inbox`
+sensor's tick (every 5 s), the run's queue and process start, and OR23 + OR24; a fulfilment not shipped at
+the end counts as later than every sample. Real Mirakl limits, as in the latency benchmark.
+
+The webhook throughput figures start the receiver as an operator does (`mirakl-pipelines webhooks`, one
+uvicorn process, a SQLite ledger) and send it signed deliveries from a separate process, a fixed number in
+flight, with a share redelivered under the same webhook id. Response times are the client's, around each
+POST. Afterwards the inbox is read back: it must hold each webhook id sent, once. The receiver shares the
+machine's cores with the client, and PostgreSQL (where concurrent inserts do not queue on one file lock) is not
+measured.
 """
 
 

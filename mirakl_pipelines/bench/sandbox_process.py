@@ -2,9 +2,10 @@
 
     python -m mirakl_pipelines.bench.sandbox_process --info sandbox.json --workdir DIR [options]
 
-Starts `start_sandbox(...)` (optionally the scenario), writes the servers' URLs, the keys (as the
-environment the pipelines read) and the pipelines' settings to the JSON file, then serves until
-SIGTERM/SIGINT.
+Starts `start_sandbox(...)` (optionally the scenario and, with --shipping, the Shopify side of shipping
+as `mirakl-pipelines demo` runs it: the webhook receiver on the work directory's ledger, subscribed to the
+store, and the warehouse), writes the servers' URLs, the keys (as the environment the pipelines read) and
+the pipelines' settings to the JSON file, then serves until SIGTERM/SIGINT.
 """
 
 import argparse
@@ -15,7 +16,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from mirakl_pipelines.demo import start_sandbox
+from mirakl_pipelines.demo import start_sandbox, start_shipping
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario-orders-per-minute", type=float, default=0.0,
                         help="run the scenario at this rate per marketplace (0: no scenario)")
     parser.add_argument("--cron", default="* * * * *")
+    parser.add_argument("--shipping", action="store_true",
+                        help="also run the webhook receiver (subscribed to the store) and the warehouse, as the demo does")
+    parser.add_argument("--warehouse-delay", type=float, default=30.0, help="seconds before the warehouse fulfils an order")
+    parser.add_argument("--partial-share", type=float, default=0.1, help="share of orders the warehouse ships in two parcels")
+    parser.add_argument("--unknown-carrier-share", type=float, default=0.05, help="share of orders sent with an unmapped carrier")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -37,12 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = start_sandbox(seed=args.seed, orders_per_minute=args.scenario_orders_per_minute or 1.0,
                             rate_limit_scale=args.rate_limit_scale, debit_delay=timedelta(seconds=args.debit_delay),
                             backlog=args.backlog)
+    receiver = warehouse = None
     try:
+        if args.shipping:
+            receiver, warehouse = start_shipping(
+                sandbox, f"sqlite:///{Path(args.workdir) / 'ledger.sqlite'}", seed=args.seed,
+                delay_seconds=args.warehouse_delay, partial_share=args.partial_share,
+                unknown_carrier_share=args.unknown_carrier_share)
         if args.scenario_orders_per_minute > 0:
             sandbox.start_scenario()
         info = {
             "pid": os.getpid(),
             "urls": {name: server.url for name, server in sandbox.servers.items()},
+            # Apart from "urls": every url there is a simulator with /_sandbox/faults (SandboxProcess.set_faults).
+            "receiver_url": receiver.url if receiver else None,
             "env": sandbox.env(),
             "settings": sandbox.settings_dict(Path(args.workdir), cron=args.cron),
         }
@@ -52,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         partial.replace(target)  # the parent polls for the file: it must never see half of it
         stop.wait()
     finally:
+        if warehouse is not None:
+            warehouse.stop()
         sandbox.stop()
+        if receiver is not None:
+            receiver.stop()
     return 0
 
 

@@ -9,8 +9,9 @@ Mirakl ships a whole order (OR24) and holds a single tracking per order (OR23). 
   with it true, as soon as anything is fulfilled (OR24 then closes the whole order in Mirakl);
 - when an order has several fulfilments with different tracking numbers, Mirakl gets the latest
   fulfilment's (by creation time, then id): that is the parcel still travelling, and the earlier
-  numbers stay in Shopify. ``tracking_differs`` tells whether a later fulfilment changed it, so an
-  already SHIPPED order can have its tracking refreshed with OR23 alone.
+  numbers stay in Shopify. Mirakl takes OR23 only in SHIPPING, so parcels fulfilled after the order
+  shipped keep their tracking in Shopify. ``tracking_differs`` tells whether Mirakl already shows a
+  tracking: after an OR23 whose outcome was lost, the push reads the order back instead of resending.
 """
 
 from collections.abc import Iterable, Mapping
