@@ -78,14 +78,17 @@ class FulfilmentPushes(LedgerBase):
         line_quantities: Mapping[str, int],
         status: str | None = None,
         invoice: bool = False,
+        seen_at: datetime | None = None,
         now: datetime,
     ) -> FulfilmentPush:
         """Store a fulfilment as Shopify shows it (``created_at``/``updated_at`` are Shopify's).
 
         A new row starts with OR23 and OR24 pending, and OR74 pending when ``invoice`` else skipped.
-        An existing row takes the values only from a newer version (``updated_at`` later), keeping
-        every step outcome except that a change of tracking company, number or URL puts OR23 back
-        to pending. An older or equal version changes nothing. Returns the row as stored.
+        An existing row takes the values only from a newer version, keeping every step outcome except
+        that a change of tracking company, number or URL puts OR23 back to pending. Newer means a later
+        ``updated_at``; Shopify's has whole seconds, so with an equal one, a later ``seen_at`` (when Shopify
+        showed this version: the webhook's triggered-at, kept across redeliveries, or the sweep's read
+        time). An older or equal version changes nothing. Returns the row as stored.
         """
         record = _record(marketplace, mirakl_order_id, shopify_fulfillment_id)
         for field, value in (("marketplace", marketplace), ("mirakl_order_id", mirakl_order_id),
@@ -93,6 +96,7 @@ class FulfilmentPushes(LedgerBase):
             require_text(value, field, record)
         created_at = require_aware(created_at, "created_at", record)
         updated_at = require_aware(updated_at, "updated_at", record)
+        seen_at = require_aware(seen_at, "seen_at", record)
         now = require_aware(now, "now", record, optional=False)
         tracking = {
             "tracking_company": _optional_text(tracking_company, "tracking_company", record),
@@ -111,6 +115,7 @@ class FulfilmentPushes(LedgerBase):
             shopify_status=_optional_text(status, "status", record),
             fulfilment_created_at=created_at,
             fulfilment_updated_at=updated_at,
+            fulfilment_seen_at=seen_at,
             line_quantities=quantities,
             or23_state="pending",
             or24_state="pending",
@@ -125,6 +130,11 @@ class FulfilmentPushes(LedgerBase):
         newer = sa.or_(
             f.c.fulfilment_updated_at.is_(None),
             sa.and_(new.fulfilment_updated_at.is_not(None), new.fulfilment_updated_at > f.c.fulfilment_updated_at),
+            sa.and_(
+                new.fulfilment_updated_at == f.c.fulfilment_updated_at,
+                new.fulfilment_seen_at.is_not(None),
+                sa.or_(f.c.fulfilment_seen_at.is_(None), new.fulfilment_seen_at > f.c.fulfilment_seen_at),
+            ),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[f.c.marketplace, f.c.mirakl_order_id, f.c.shopify_fulfillment_id],
@@ -133,6 +143,7 @@ class FulfilmentPushes(LedgerBase):
                 "shopify_status": sa.func.coalesce(new.shopify_status, f.c.shopify_status),
                 "fulfilment_created_at": sa.func.coalesce(f.c.fulfilment_created_at, new.fulfilment_created_at),
                 "fulfilment_updated_at": new.fulfilment_updated_at,
+                "fulfilment_seen_at": new.fulfilment_seen_at,
                 **{name: new[name] for name in tracking},
                 "line_quantities": new.line_quantities,
                 "or23_state": sa.case((tracking_changed, "pending"), else_=f.c.or23_state),

@@ -87,6 +87,7 @@ class FulfilmentPush:
     shopify_status: str | None
     fulfilment_created_at: datetime | None
     fulfilment_updated_at: datetime | None
+    fulfilment_seen_at: datetime | None
     tracking_company: str | None
     tracking_number: str | None
     tracking_url: str | None

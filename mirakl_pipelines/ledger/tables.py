@@ -146,6 +146,9 @@ fulfilment_pushes = sa.Table(
     sa.Column("shopify_status", sa.String(32)),
     sa.Column("fulfilment_created_at", UtcDateTime),
     sa.Column("fulfilment_updated_at", UtcDateTime),
+    # When Shopify showed that version (the webhook's triggered-at, the sweep's read time): it orders two versions
+    # with the same whole-second updated_at.
+    sa.Column("fulfilment_seen_at", UtcDateTime),
     sa.Column("tracking_company", sa.Text),
     sa.Column("tracking_number", sa.Text),
     sa.Column("tracking_url", sa.Text),

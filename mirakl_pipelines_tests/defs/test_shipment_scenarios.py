@@ -13,7 +13,6 @@ from mirakl_pipelines.defs.partitions import partition_key
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sandbox.server import serve_in_thread
 from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_tracking_info_update
-from mirakl_pipelines.sandbox.shopify.store import utc_now_iso
 from mirakl_pipelines.sandbox.shopify.tracking import tracking_number
 from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
 from mirakl_pipelines.webhooks.app import create_webhook_app
@@ -50,11 +49,8 @@ def _warehouse(store, **kwargs) -> Warehouse:
 def _edit_tracking(store, fulfillment_id: str) -> tuple[str, str]:
     """The merchant corrects the parcel's carrier and number (fulfillments/update); (company, number) sent.
 
-    Shopify's REST timestamps have whole seconds and the ledger keeps a version only when it is newer,
-    so the edit waits for the next second (as a merchant's correction always comes later)."""
-    created = store.fulfillments[fulfillment_id]["updatedAt"]
-    while utc_now_iso() <= created:
-        time.sleep(0.05)
+    No wait: the edit usually lands in the same whole second as the create (Shopify's timestamps), and the
+    ledger orders the two versions by their webhooks' triggered-at."""
     company, number = "Chronopost", tracking_number("Chronopost", random.Random(fulfillment_id))
     result = fulfillment_tracking_info_update(store, fulfillment_id, {"company": company, "number": number})
     assert result["userErrors"] == []
@@ -131,13 +127,32 @@ def test_update_delivered_before_create_keeps_the_newer_version(settings, config
         [row] = ledger.get_pushes(MKP, "R-2-A")
         # The create came second but is older: it changed nothing.
         assert (row.tracking_company, row.tracking_number) == (company, number)
-        assert row.fulfilment_updated_at > row.fulfilment_created_at
         report = push.push()
 
     assert report.fulfilments_received == 2 and report.tracking_sent == 1 and report.shipped == 1
     assert sim.calls["OR23"] == 1 and sim.calls["OR24"] == 1
     shipped = sim.get_order("R-2-A")
     assert shipped["order_state"] == "SHIPPED" and shipped["shipping_tracking"] == number != parcel.number
+
+
+def test_an_edit_in_the_same_second_as_the_create_is_the_tracking_sent(settings, config_path, sandbox):
+    """Create, then the tracking corrected at once: both versions carry the same whole-second updated_at, and the
+    deliveries come in order. The edit must win (it was triggered later)."""
+    sim, store = sandbox.sims[MKP], sandbox.store
+    _import(settings, config_path, sim, "R-3-A", [_line("ALP-MERINO-M", 1)])
+    with _webhook_receiver(settings, store), closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+        while datetime.now(timezone.utc).microsecond > 200_000:  # start early in a second: both land inside it
+            time.sleep(0.02)
+        [parcel] = _warehouse(store).step()
+        company, number = _edit_tracking(store, parcel.fulfillment_id)
+        assert store.webhooks.wait_idle(15)
+        edited = store.fulfillments[parcel.fulfillment_id]
+        assert edited["updatedAt"] == edited["createdAt"], "the edit left the create's second: nothing tested"
+        push = _push(settings, sandbox, ledger)
+        push.take_inbox()
+        assert push.push().shipped == 1
+    shipped = sim.get_order("R-3-A")
+    assert (shipped["shipping_tracking"], shipped["shipping_carrier_code"]) == (number, "CHRONOPOST") and number != parcel.number
 
 
 def test_partial_shipments_wait_on_complete_only_marketplace_and_ship_at_once_on_the_other(settings, config_path,

@@ -230,3 +230,25 @@ def test_concurrent_claims_let_exactly_one_through(ledger):
     for t in threads:
         t.join()
     assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_a_same_second_edit_is_ordered_by_when_shopify_showed_it(ledger):
+    # Shopify's updated_at has whole seconds: a tracking added in the same second as the create ties with it.
+    upsert(ledger, number=None, url=None, company=None)
+    ledger.upsert_fulfilment(MKP, "M-1", "F-1", shopify_order_id="gid://shopify/Order/11", created_at=T0, updated_at=T0,
+                             tracking_company=None, tracking_number=None, tracking_url=None, line_quantities={"M-1-1": 2},
+                             seen_at=T0 + timedelta(milliseconds=100), now=T0)
+    ledger.record_step(MKP, "M-1", "F-1", "OR23", "skipped", now=T0)
+
+    def version(number, seen_at):
+        return ledger.upsert_fulfilment(
+            MKP, "M-1", "F-1", shopify_order_id="gid://shopify/Order/11", created_at=T0, updated_at=T0,
+            tracking_company="Colissimo", tracking_number=number, tracking_url=None, line_quantities={"M-1-1": 2},
+            seen_at=seen_at, now=T0 + timedelta(seconds=5))
+
+    edited = version("6A999", T0 + timedelta(milliseconds=700))
+    assert (edited.tracking_number, edited.or23.state) == ("6A999", "pending")
+    # The create redelivered late (Shopify keeps its triggered-at) and a version without a moment change nothing.
+    assert version(None, T0 + timedelta(milliseconds=100)).tracking_number == "6A999"
+    assert version(None, None).tracking_number == "6A999"
+    assert version("6A998", T0 + timedelta(milliseconds=700)).tracking_number == "6A999"  # equal: not newer

@@ -130,13 +130,14 @@ def _sweep(push: ShipmentPush, ledger: Ledger, shopify: ShopifyResource, cfg: Se
            marketplace: MarketplaceConfig, now: datetime) -> None:
     """Fulfilments of orders Shopify updated since the last sweep (minus an overlap): a lost webhook is caught here."""
     since = ledger.get_watermark(SWEEP_FLOW, marketplace.code, now.date()) or now - timedelta(days=1)
+    read_at = _utcnow()  # what Shopify answers is at least this fresh
     with shopify.client(cfg, cfg.store_for(marketplace).name) as client:
         fulfilments = client.fulfilments_of_orders_updated_since(since - SWEEP_OVERLAP,
                                                                  source_name=marketplace.orders.source_name)
     for fulfilment in fulfilments:
         link = ledger.order_link_by_shopify_id(fulfilment.order_id or "")
         if link is not None and link.marketplace == marketplace.code:
-            push.record(link.mirakl_order_id, fulfilment)
+            push.record(link.mirakl_order_id, fulfilment, seen_at=read_at)
     ledger.set_watermark(SWEEP_FLOW, marketplace.code, now.date(), now)
 
 

@@ -108,13 +108,15 @@ class ShipmentPush:
             if link is None:
                 foreign.append(entry.id)
             elif link.marketplace == self.marketplace.code:
-                self.record(link.mirakl_order_id, fulfilment_from_webhook(entry.payload))
+                self.record(link.mirakl_order_id, fulfilment_from_webhook(entry.payload),
+                            seen_at=entry.triggered_at or entry.received_at)
                 mine.append(entry.id)
         self.report.not_ours += len(foreign)
         self.ledger.mark_processed(foreign, outcome="not imported by this project", now=self.now())
         self.ledger.mark_processed(mine, outcome=f"queued for {self.marketplace.code}", now=self.now())
 
-    def record(self, mirakl_order_id: str, fulfilment: Fulfilment) -> FulfilmentPush:
+    def record(self, mirakl_order_id: str, fulfilment: Fulfilment, seen_at: datetime | None = None) -> FulfilmentPush:
+        """Store one version of a fulfilment; `seen_at` is when Shopify showed it (see upsert_fulfilment)."""
         self.report.fulfilments_received += 1
         return self.ledger.upsert_fulfilment(
             self.marketplace.code, mirakl_order_id, fulfilment.fulfilment_id,
@@ -122,7 +124,7 @@ class ShipmentPush:
             updated_at=fulfilment.updated_at, tracking_company=fulfilment.tracking_company,
             tracking_number=fulfilment.tracking_number, tracking_url=fulfilment.tracking_url,
             line_quantities=dict(fulfilment.lines), status=fulfilment.status,
-            invoice=self.marketplace.fulfilments.invoice.enabled, now=self.now(),
+            invoice=self.marketplace.fulfilments.invoice.enabled, seen_at=seen_at, now=self.now(),
         )
 
     def push(self) -> PushReport:
