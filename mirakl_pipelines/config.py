@@ -121,6 +121,10 @@ class InvoiceConfig(_Strict):
         description="file path or http(s) URL template using {order_name}, {mirakl_order_id}, {shopify_order_id}",
     )
 
+    missing_after_hours: int = Field(
+        default=24, ge=1, description="an invoice still missing this long after the order shipped is an exception"
+    )
+
     @field_validator("source")
     @classmethod
     def _valid_source(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:

@@ -2,6 +2,7 @@
 is queued as an exception, and the upload happens once per order."""
 
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -43,6 +44,15 @@ def test_the_order_ships_and_the_invoice_waits_until_its_file_exists(settings, c
         assert "I-1-A.pdf: no such file yet" in row.or74.error
         assert sim.get_order("I-1-A")["order_state"] == "SHIPPED" and "OR74" not in sim.calls
 
+        assert ledger.open_exceptions(MKP, kinds=["invoice_missing"]) == []
+
+        # A day later it is still missing: the order is listed for an operator, and the upload keeps waiting.
+        late = _with_invoice(_push(settings, sandbox, ledger, push.sh21), source=source)
+        late.now = lambda: datetime.now(timezone.utc) + timedelta(hours=24, minutes=1)
+        late.push()
+        [missing] = ledger.open_exceptions(MKP, kinds=["invoice_missing"])
+        assert missing.record_id == "I-1-A" and "24 h after it shipped" in missing.reason
+
         (tmp_path / "I-1-A.pdf").write_bytes(PDF)  # the invoicing app catches up
         sh21 = push.sh21
         for _ in range(2):  # the second push finds nothing to do
@@ -50,6 +60,7 @@ def test_the_order_ships_and_the_invoice_waits_until_its_file_exists(settings, c
             again.push()
         [row] = ledger.get_pushes(MKP, "I-1-A")
         assert row.or74.state == "done" and row.or74.error is None
+        assert ledger.open_exceptions(MKP, kinds=["invoice_missing"]) == []
     assert (sim.calls["OR24"], sim.calls["OR74"]) == (1, 1)
     [document] = sim.documents("I-1-A")
     assert sim.document_content("I-1-A", document["id"])[1] == PDF

@@ -46,6 +46,7 @@ from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 CARRIER_EXCEPTION = "unknown_carrier"
 SHIPMENT_EXCEPTION = "shipment_failed"
 INVOICE_EXCEPTION = "invoice_failed"
+INVOICE_MISSING = "invoice_missing"
 READ_BACK_WAIT_SECONDS = 5.0
 # A step left `sending` this long is taken over: the run sending it died (a live call, retries included, is done by then).
 SENDING_TIMEOUT = timedelta(minutes=3)
@@ -266,7 +267,14 @@ class ShipmentPush:
                                      mirakl_order_id=order_id, shopify_order_id=link.shopify_legacy_id or "")
         except InvoiceNotReady as e:
             self.report.invoices_waiting += 1
-            return record("waiting", str(e))
+            record("waiting", str(e))
+            shipped_at = max((p.or24.at for p in pushes if p.shipped and p.or24.at), default=None)
+            if shipped_at and self.now() - shipped_at >= timedelta(hours=invoice.missing_after_hours):
+                self.ledger.raise_exception(
+                    code, INVOICE_MISSING, order_id,
+                    f"no invoice for order {order_id} {invoice.missing_after_hours} h after it shipped: {e}", {},
+                    now=self.now())
+            return None
         except InvoiceUnavailable as e:
             return self._invoice_failed(order_id, record, str(e))
         if not self._claim(to_do[0], "OR74"):
@@ -283,7 +291,7 @@ class ShipmentPush:
         else:
             record("done")
             self.report.invoices_uploaded += 1
-        self.ledger.resolve_exceptions(code, order_id, [INVOICE_EXCEPTION], now=self.now())
+        self.ledger.resolve_exceptions(code, order_id, [INVOICE_EXCEPTION, INVOICE_MISSING], now=self.now())
 
     def _invoice_failed(self, order_id: str, record: Callable[..., None], reason: str) -> None:
         self.report.invoice_failures += 1
