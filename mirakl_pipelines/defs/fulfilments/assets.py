@@ -30,6 +30,9 @@ from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 JOB_NAME = "shipments_sync"
 SWEEP_TAG = "mirakl_pipelines/sweep"
+# Shipments runs carry their own per-marketplace tag, not `marketplace`: dagster.yaml allows one run per value of
+# each, so a push never queues behind a long import of the same marketplace (the call budgets are per operation).
+SHIPPING_TAG = "mirakl_pipelines/shipping"
 SWEEP_FLOW = "fulfilment_sweep"
 SWEEP_OVERLAP = timedelta(minutes=10)
 CARRIERS_MAX_AGE = timedelta(days=1)  # SH21 may be called once a day
@@ -91,7 +94,7 @@ def shipment_checks(push: ShipmentPush, now: datetime) -> list[dg.AssetCheckResu
 def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions, group_name="fulfilments", kinds={"shopify", "mirakl"}, deps=["shopify_orders"],
-        pool="mirakl_api", check_specs=SHIPMENT_CHECK_SPECS,
+        pool="mirakl_shipping", check_specs=SHIPMENT_CHECK_SPECS,
         description="Shopify fulfilments of imported orders pushed to Mirakl: OR23 tracking with the marketplace's "
                     "carrier code, then OR24 ship; each step in the ledger.",
     )
@@ -166,7 +169,7 @@ def build_shipment_automation(settings: Settings, job) -> tuple[list, list]:
         today = _utcnow().date()
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"shipments|{code}|{last}", partition_key=partition_key(today, code),
-                                        tags={"marketplace": code}) for code in sorted(marketplaces)],
+                                        tags={SHIPPING_TAG: code}) for code in sorted(marketplaces)],
             cursor=str(last),
         )
 
@@ -184,6 +187,6 @@ def _sweep_schedule(m: MarketplaceConfig, job, status) -> dg.ScheduleDefinition:
         tick = context.scheduled_execution_time
         return dg.RunRequest(run_key=f"shipments-sweep|{m.code}|{tick:%Y-%m-%dT%H:%M}",
                              partition_key=partition_key(tick.date(), m.code),
-                             tags={"marketplace": m.code, SWEEP_TAG: "true"})
+                             tags={SHIPPING_TAG: m.code, SWEEP_TAG: "true"})
 
     return sweep
