@@ -124,6 +124,10 @@ class InvoiceConfig(_Strict):
     missing_after_hours: int = Field(
         default=24, ge=1, description="an invoice still missing this long after the order shipped is an exception"
     )
+    authorization_env: Optional[str] = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="environment variable holding the Authorization header sent to a URL source (e.g. 'Bearer …')",
+    )
 
     @field_validator("source")
     @classmethod
@@ -271,9 +275,11 @@ def _describe(error: ValidationError, path: Path) -> str:
     for e in error.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         got = e.get("input")
-        # An unknown key may be a secret pasted into the file: never echo its value.
-        echo = not isinstance(got, (dict, list)) and e["type"] != "extra_forbidden"
-        got_text = f" (got {got!r})" if echo else ""
+        # An unknown key, or a wrong value where an environment variable's name belongs, may be a secret pasted
+        # into the file: never echo those.
+        secret_slot = bool(e["loc"]) and str(e["loc"][-1]).endswith("_env")
+        echo = not isinstance(got, (dict, list)) and e["type"] != "extra_forbidden" and not secret_slot
+        got_text = f" (got {got!r})" if echo else " (value not shown: it may be a secret)" if secret_slot else ""
         lines.append(f"  - {where}: {e['msg']}{got_text}")
     return "\n".join(lines)
 

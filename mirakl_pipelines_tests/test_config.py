@@ -140,7 +140,7 @@ MISTAKES = {
     "lower-case api_key_env": (
         _set("marketplaces.1.api_key_env", "mirakl_leroymerlin_key"),
         "marketplaces.1.api_key_env",
-        ["[A-Z_][A-Z0-9_]*", "mirakl_leroymerlin_key"],
+        ["[A-Z_][A-Z0-9_]*", "value not shown"],
     ),
     "after_import without WAITING_ACCEPTANCE": (
         _after_import_without_waiting_acceptance,
@@ -316,6 +316,15 @@ def test_a_refused_secret_is_not_echoed_in_the_error(tmp_path, shipped):
     secret = "s3cr3t-value-0123456789"
     _set("marketplaces.0.api_key", secret)(shipped)
     assert secret not in load_error(write(tmp_path, shipped))
+
+
+@pytest.mark.parametrize("where", ["marketplaces.0.api_key_env", "marketplaces.1.fulfilments.invoice.authorization_env"])
+def test_a_secret_pasted_where_a_variable_name_belongs_is_not_echoed(tmp_path, shipped, where):
+    secret = "Bearer s3cr3t-value"
+    shipped["marketplaces"][1]["fulfilments"] = {"invoice": {}}
+    _set(where, secret)(shipped)
+    message = load_error(write(tmp_path, shipped))
+    assert where in message and "should match pattern" in message and secret not in message
 
 
 def test_shipped_file_names_environment_variables_not_values(shipped):

@@ -95,6 +95,20 @@ class ShopifyResource(dg.ConfigurableResource):
             client.close()
 
 
+class InvoiceSourceResource(dg.ConfigurableResource):
+    """Credentials for invoice sources behind authentication (an ERP's URL), per marketplace code."""
+
+    authorizations: dict[str, str] = {}
+
+    def headers(self, settings: Settings, code: str) -> dict[str, str]:
+        env = settings.marketplace(code).fulfilments.invoice.authorization_env
+        if env is None:
+            return {}
+        if not self.authorizations.get(code):
+            raise dg.Failure(f"no Authorization for the invoice source of marketplace {code!r}: set the environment variable {env}")
+        return {"Authorization": self.authorizations[code]}
+
+
 def ledger_url(settings: Settings):
     """The ledger URL for the resource: an EnvVar when its environment variable is set, so a password in it is
     resolved at launch and never shown; else the default file."""
@@ -114,4 +128,8 @@ def build_resources(settings: Settings, config_path: Optional[str] = None, rate_
             rate_limit_scale=rate_limit_scale,
         ),
         "shopify": ShopifyResource(access_tokens={s.name: dg.EnvVar(s.access_token_env) for s in settings.shopify_stores}),
+        "invoices": InvoiceSourceResource(authorizations={
+            m.code: dg.EnvVar(m.fulfilments.invoice.authorization_env)
+            for m in settings.marketplaces if m.fulfilments.invoice.authorization_env
+        }),
     }

@@ -52,11 +52,10 @@ def test_refresh_and_closeout_ticks():
     assert closeout.partition_key == "2026-11-22|leroymerlin_fr"
     assert closeout.tags[FULL_DAY_TAG] == "true"
 
-
-def test_sweep_ticks_carry_the_shipping_tag_not_the_import_one():
     # dagster.yaml allows one run per value of each tag: a push must not queue behind an import of its marketplace.
-    defs = build_definitions(load_settings())
+    # (Same Definitions: Dagster keeps a process-wide load context tied to the first instance.)
     sweep = _evaluate(defs, "shipments_sweep_decathlon_fr", datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc))
     assert sweep.partition_key == "2026-11-23|decathlon_fr"
     assert sweep.tags[SHIPPING_TAG] == "decathlon_fr" and sweep.tags[SWEEP_TAG] == "true"
     assert "marketplace" not in sweep.tags
+

@@ -5,7 +5,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mirakl_pipelines.config import InvoiceConfig
+from mirakl_pipelines.config import PROJECT_ROOT, InvoiceConfig
 from mirakl_pipelines.defs.fulfilments.invoices import (
     MAX_INVOICE_BYTES,
     InvoiceNotReady,
@@ -15,6 +15,7 @@ from mirakl_pipelines.defs.fulfilments.invoices import (
 from mirakl_pipelines.sandbox.server import serve_in_thread
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+TOKEN = "s3cret-erp-token"
 IDS = dict(order_name="#1001", mirakl_order_id="M-1-A", shopify_order_id="5551")
 
 
@@ -61,7 +62,13 @@ def erp():
                    "huge.pdf": Response(b"%PDF-" + b"0" * MAX_INVOICE_BYTES, media_type="application/pdf")}
         return answers.get(name, Response("not found", status_code=404))
 
-    server = serve_in_thread(Starlette(routes=[Route("/invoices/{name:path}", invoice)]), name="erp")
+    async def private(request):
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return Response("who are you?", status_code=401)
+        return Response(PDF, media_type="application/pdf")
+
+    server = serve_in_thread(Starlette(routes=[Route("/invoices/{name:path}", invoice),
+                                               Route("/private/{name:path}", private)]), name="erp")
     yield server.url
     server.stop()
 
@@ -87,3 +94,38 @@ def test_an_unreachable_server_is_not_ready_yet(tmp_path):
 
     with pytest.raises(InvoiceNotReady, match="invoice of order M-1-A at http://127.0.0.1:.*ConnectError"):
         fetch_invoice(_config(f"http://127.0.0.1:{free_port()}/{{mirakl_order_id}}.pdf"), tmp_path, **IDS)
+
+
+def test_a_url_behind_authentication_gets_the_configured_header_and_never_shows_it(erp, tmp_path):
+    config = _config(erp + "/private/{mirakl_order_id}.pdf")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert fetch_invoice(config, tmp_path, headers=headers, **IDS).content == PDF
+    with pytest.raises(InvoiceUnavailable, match="HTTP 401, refused: check invoice.authorization_env") as refused:
+        fetch_invoice(config, tmp_path, headers={"Authorization": "Bearer wrong"}, **IDS)
+    assert "wrong" not in str(refused.value) and TOKEN not in str(refused.value)
+
+
+def test_the_authorization_comes_from_the_environment_variable_the_config_names(tmp_path, monkeypatch):
+    import dagster as dg
+    import yaml
+
+    from mirakl_pipelines.config import load_settings
+    from mirakl_pipelines.defs.resources import build_resources
+
+    path = tmp_path / "marketplaces.yaml"
+    data = yaml.safe_load((PROJECT_ROOT / "data" / "marketplaces.yaml").read_text())
+    data["marketplaces"][0]["fulfilments"] = {"invoice": {
+        "enabled": True, "source": "https://erp.example/{mirakl_order_id}.pdf", "authorization_env": "ERP_INVOICE_AUTH"}}
+    path.write_text(yaml.safe_dump(data))
+    settings = load_settings(path)
+    code, other = settings.marketplaces[0].code, settings.marketplaces[1].code
+
+    invoices = {"invoices": build_resources(settings, str(path))["invoices"]}  # Dagster resolves the EnvVar
+    monkeypatch.setenv("ERP_INVOICE_AUTH", f"Bearer {TOKEN}")
+    with dg.build_resources(invoices) as resources:
+        assert resources.invoices.headers(settings, code) == {"Authorization": f"Bearer {TOKEN}"}
+        assert resources.invoices.headers(settings, other) == {}  # no authorization configured there
+    monkeypatch.delenv("ERP_INVOICE_AUTH")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="ERP_INVOICE_AUTH"):
+        with dg.build_resources(invoices):
+            pass

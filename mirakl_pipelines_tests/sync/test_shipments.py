@@ -280,7 +280,7 @@ def test_a_full_fulfilments_section_loads(tmp_path):
     section = {
         "partial_shipments": True, "accepts_unregistered_carriers": True, "unacknowledged_after_minutes": 90,
         "invoice": {"enabled": True, "type_code": "CUSTOMER_INVOICE", "source": "https://erp.example/{shopify_order_id}.pdf",
-                    "missing_after_hours": 48},
+                    "missing_after_hours": 48, "authorization_env": "ERP_INVOICE_AUTH"},
         "sweep_cron": "*/10 * * * *", "carriers_file": "config/carriers.yaml",
     }
     loaded = load_settings(_config_with(tmp_path, section)).marketplaces[1].fulfilments
@@ -297,9 +297,10 @@ def test_a_full_fulfilments_section_loads(tmp_path):
         ({"invoice": {"source": "inv/{order_name.pdf"}}, "invoice.source", ["not a valid template"]),
         ({"invoice": {"type_code": "invoice"}}, "invoice.type_code", ["^[A-Z][A-Z0-9_]*$"]),
         ({"invoice": {"missing_after_hours": 0}}, "invoice.missing_after_hours", ["greater than or equal to 1"]),
+        ({"invoice": {"authorization_env": "Bearer abc"}}, "invoice.authorization_env", ["^[A-Z_][A-Z0-9_]*$"]),
         ({"partial_shipment": True}, "partial_shipment", ["Extra inputs are not permitted"]),
     ],
-    ids=["cron", "minutes", "source missing", "placeholder", "template", "type code", "missing hours", "typo"],
+    ids=["cron", "minutes", "source missing", "placeholder", "template", "type code", "missing hours", "auth env", "typo"],
 )
 def test_a_wrong_fulfilments_section_names_the_field(tmp_path, section, field, fragments):
     with pytest.raises(ConfigError) as caught:

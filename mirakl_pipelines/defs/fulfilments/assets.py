@@ -16,6 +16,7 @@ from mirakl_pipelines.config import MarketplaceConfig, Settings
 from mirakl_pipelines.defs.fulfilments.push import CARRIER_EXCEPTION, ShipmentPush
 from mirakl_pipelines.defs.partitions import partition_key, split_partition_key
 from mirakl_pipelines.defs.resources import (
+    InvoiceSourceResource,
     LedgerResource,
     MiraklResource,
     SettingsResource,
@@ -100,7 +101,7 @@ def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
     )
     def mirakl_shipments(
         context: dg.AssetExecutionContext, settings: SettingsResource, ledger: LedgerResource,
-        warehouse: WarehouseResource, mirakl: MiraklResource, shopify: ShopifyResource,
+        warehouse: WarehouseResource, mirakl: MiraklResource, shopify: ShopifyResource, invoices: InvoiceSourceResource,
     ) -> dg.MaterializeResult:
         cfg: Settings = settings.load()
         _, code = split_partition_key(context)
@@ -109,7 +110,8 @@ def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         carrier_map = CarrierMap.load(cfg.resolve_path(marketplace.fulfilments.carriers_file))
         with ledger.open() as lg, mirakl.client(cfg, code, budget=lg) as client:
             push = ShipmentPush(marketplace, client, lg, carrier_map,
-                                carriers_cached(client, Path(warehouse.base_path), code, now), warehouse.base_path, context.log)
+                                carriers_cached(client, Path(warehouse.base_path), code, now), warehouse.base_path, context.log,
+                                invoice_headers=invoices.headers(cfg, code))
             push.take_inbox()
             swept = context.run.tags.get(SWEEP_TAG) == "true"
             if swept:

@@ -40,12 +40,15 @@ def invoice_location(config: InvoiceConfig, base_dir: Path, *, order_name: str, 
 
 
 def fetch_invoice(config: InvoiceConfig, base_dir: Path, *, order_name: str, mirakl_order_id: str,
-                  shopify_order_id: str, http: httpx.Client | None = None) -> InvoiceDocument:
-    """The invoice of one order, or InvoiceNotReady / InvoiceUnavailable naming the order and the location."""
+                  shopify_order_id: str, headers: dict[str, str] | None = None,
+                  http: httpx.Client | None = None) -> InvoiceDocument:
+    """The invoice of one order, or InvoiceNotReady / InvoiceUnavailable naming the order and the location.
+
+    `headers` go with a URL source (an Authorization); no message ever shows them."""
     location = invoice_location(config, base_dir, order_name=order_name, mirakl_order_id=mirakl_order_id,
                                 shopify_order_id=shopify_order_id)
     where = f"invoice of order {mirakl_order_id} at {location}"
-    content = _fetch_url(location, where, http) if config.is_url else _read_file(Path(location), where)
+    content = _fetch_url(location, where, headers or {}, http) if config.is_url else _read_file(Path(location), where)
     if not content:
         raise InvoiceUnavailable(f"{where} is empty")
     if len(content) > MAX_INVOICE_BYTES:
@@ -69,10 +72,10 @@ def _read_file(path: Path, where: str) -> bytes:
         raise InvoiceUnavailable(f"{where} cannot be read: {e.strerror or e}") from None
 
 
-def _fetch_url(url: str, where: str, http: httpx.Client | None) -> bytes:
+def _fetch_url(url: str, where: str, headers: dict[str, str], http: httpx.Client | None) -> bytes:
     client = http or httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True)
     try:
-        response = client.get(url)
+        response = client.get(url, headers=headers)
     except httpx.HTTPError as e:
         raise InvoiceNotReady(f"{where}: {type(e).__name__}: {e}") from None  # a network blip: try again later
     finally:
@@ -82,6 +85,8 @@ def _fetch_url(url: str, where: str, http: httpx.Client | None) -> bytes:
         raise InvoiceNotReady(f"{where}: HTTP 404, not generated yet")
     if response.status_code >= 500:
         raise InvoiceNotReady(f"{where}: HTTP {response.status_code}, the server failed; trying again later")
+    if response.status_code in (401, 403):
+        raise InvoiceUnavailable(f"{where}: HTTP {response.status_code}, refused: check invoice.authorization_env")
     if response.status_code != 200:
         raise InvoiceUnavailable(f"{where}: HTTP {response.status_code}")
     return response.content

@@ -97,6 +97,7 @@ class ShipmentPush:
     log: logging.Logger
     now: Callable[[], datetime] = _utcnow
     sending_timeout: timedelta = SENDING_TIMEOUT
+    invoice_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a secret
     report: PushReport = field(default_factory=PushReport)
     _days: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -264,7 +265,8 @@ class ShipmentPush:
         link = self.ledger.get_order_links(code, [order_id])[order_id]
         try:
             document = fetch_invoice(invoice, PROJECT_ROOT, order_name=link.shopify_order_name or "",
-                                     mirakl_order_id=order_id, shopify_order_id=link.shopify_legacy_id or "")
+                                     mirakl_order_id=order_id, shopify_order_id=link.shopify_legacy_id or "",
+                                     headers=self.invoice_headers)
         except InvoiceNotReady as e:
             self.report.invoices_waiting += 1
             record("waiting", str(e))
