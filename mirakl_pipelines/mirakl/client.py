@@ -40,7 +40,7 @@ from mirakl_pipelines.mirakl.errors import (
     MiraklServerError,
     parse_error,
 )
-from mirakl_pipelines.mirakl.models import MiraklOrder
+from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ MAX_IDS_PER_CALL = 100  # "The limit of 100 is exceeded for the parameter" (NOTE
 # An absolute second (in API time), not a percentage: a schedule ticking at exactly the documented
 # interval then drifts by one second per tick, not by three.
 BUDGET_MARGIN_SECONDS = 1.0
-# States an order reaches only after OR24: "Current status is <one of these>" means a previous OR24 worked.
-ALREADY_SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
 
 
 def _package_version() -> str:
@@ -245,7 +243,7 @@ class MiraklClient:
                 "OR24", "PUT", f"/api/orders/{_path_id(order_id)}/ship", content=b"", headers={"Content-Length": "0"}
             )
         except MiraklInvalidState as error:
-            if error.current_status in ALREADY_SHIPPED_STATES:
+            if error.current_status in SHIPPED_STATES:  # "Current status is SHIPPED": a previous OR24 worked
                 log.info("Mirakl OR24 %s: already shipped (current status %s)", order_id, error.current_status)
                 return False
             raise

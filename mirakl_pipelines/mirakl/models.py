@@ -12,6 +12,9 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# States an order reaches only after OR24 (NOTES §3.4): it has shipped.
+SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+
 
 class MiraklModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
-from mirakl_pipelines.mirakl.models import MiraklOrder, OrderLine
+from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder, OrderLine
 from mirakl_pipelines.sync.carriers import CarrierChoice
 from mirakl_pipelines.sync.eligibility import live_lines
 from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Fulfilment
 
 ACTIONS = ("ship", "wait", "done", "skip")
-# Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); these come after a successful OR24.
-SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+# Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); SHIPPED_STATES come after a successful OR24.
 BEFORE_SHIPPING_STATES = frozenset({"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"})
 DEAD_ORDER_STATES = frozenset({"REFUSED", "CANCELED"})
-# Shopify FulfillmentStatus values (GraphQL upper case, REST lower case) that shipped nothing.
+
+
 @dataclass(frozen=True)
 class LineProgress:
     order_line_id: str

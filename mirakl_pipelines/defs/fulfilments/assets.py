@@ -134,7 +134,10 @@ def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
 def _sweep(push: ShipmentPush, ledger: Ledger, shopify: ShopifyResource, cfg: Settings,
            marketplace: MarketplaceConfig, now: datetime) -> None:
     """Fulfilments of orders Shopify updated since the last sweep (minus an overlap): a lost webhook is caught here."""
-    since = ledger.get_watermark(SWEEP_FLOW, marketplace.code, now.date()) or now - timedelta(days=1)
+    # Watermarks are kept per day: the first sweep of a day starts where yesterday's last one stopped.
+    since = (ledger.get_watermark(SWEEP_FLOW, marketplace.code, now.date())
+             or ledger.get_watermark(SWEEP_FLOW, marketplace.code, now.date() - timedelta(days=1))
+             or now - timedelta(days=1))
     read_at = _utcnow()  # what Shopify answers is at least this fresh
     with shopify.client(cfg, cfg.store_for(marketplace).name) as client:
         fulfilments = client.fulfilments_of_orders_updated_since(since - SWEEP_OVERLAP,

@@ -10,7 +10,7 @@ from OR11: OR11 may be called once a minute at most, and the push must take seco
 """
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -131,10 +131,7 @@ class ShipmentPush:
 
     def push(self) -> PushReport:
         """Send what the ledger says is still to do, order by order."""
-        by_order: dict[str, list[FulfilmentPush]] = defaultdict(list)
-        for push in self.ledger.pushes_to_do(self.marketplace.code):
-            by_order[push.mirakl_order_id].append(push)
-        for order_id in by_order:
+        for order_id in dict.fromkeys(p.mirakl_order_id for p in self.ledger.pushes_to_do(self.marketplace.code)):
             pushes = self.ledger.get_pushes(self.marketplace.code, order_id)
             if any(p.shipped for p in pushes):
                 self._later_parcels(order_id, pushes)
@@ -161,8 +158,7 @@ class ShipmentPush:
             self.report.waiting[decision.reason or decision.action] += 1
             state = "waiting" if decision.action == "wait" else "skipped"
             for p in pushes:
-                self.ledger.record_step(code, order_id, p.shopify_fulfillment_id, "OR24", state, now=self.now(),
-                                        error=decision.reason)
+                self._note(p, "OR24", state, decision.reason)
             return False
         latest = latest_tracking(fulfilments)
         step = "OR23"
@@ -219,6 +215,14 @@ class ShipmentPush:
         crash_point("before_or24")
         return True
 
+    def _note(self, seen: FulfilmentPush, step: str, state: str, error: str | None) -> None:
+        """Record a step's outcome, unless the ledger holds that very outcome already (a waiting order is looked at
+        on every run: its row is written when something changed, not every few seconds)."""
+        outcome = seen.step(step)
+        if (outcome.state, outcome.error) != (state, error):
+            self.ledger.record_step(seen.marketplace, seen.mirakl_order_id, seen.shopify_fulfillment_id, step, state,
+                                    now=self.now(), error=error)
+
     def _claim(self, seen: FulfilmentPush, step: str, **carrier: str | None) -> bool:
         """Mark the step sending before the call; False when another run is sending it (or has just sent it)."""
         if self.ledger.claim_step(seen, step, now=self.now(), stale_after=self.sending_timeout, **carrier):
@@ -269,7 +273,8 @@ class ShipmentPush:
                                      headers=self.invoice_headers)
         except InvoiceNotReady as e:
             self.report.invoices_waiting += 1
-            record("waiting", str(e))
+            for p in to_do:
+                self._note(p, "OR74", "waiting", str(e))
             shipped_at = max((p.or24.at for p in pushes if p.shipped and p.or24.at), default=None)
             if shipped_at and self.now() - shipped_at >= timedelta(hours=invoice.missing_after_hours):
                 self.ledger.raise_exception(
@@ -315,8 +320,8 @@ class ShipmentPush:
         candidates = self.ledger.unshipped(code, older_than=older_than)
         last_attempt: dict[str, datetime] = {}
         for p in candidates:
-            moments = [m for m in (p.or23.at, p.or24.at, p.fulfilment_created_at, p.created_at) if m is not None]
-            last_attempt[p.mirakl_order_id] = max([*moments, last_attempt.get(p.mirakl_order_id, p.created_at)])
+            moment = max(m for m in (p.or23.at, p.or24.at, p.fulfilment_created_at, p.created_at) if m is not None)
+            last_attempt[p.mirakl_order_id] = max(moment, last_attempt.get(p.mirakl_order_id, moment))
         observed_until = self.ledger.get_watermark(ORDERS_FLOW, code, self.now().astimezone(timezone.utc).date())
         links = self.ledger.get_order_links(code, list(last_attempt))
         states: dict[str, str | None] = {
