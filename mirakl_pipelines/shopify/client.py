@@ -36,7 +36,13 @@ from mirakl_pipelines.shopify.errors import (
     ShopifyUserError,
     describe_errors,
 )
-from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Fulfilment, ShopifyOrderRef, Variant
+from mirakl_pipelines.shopify.models import (
+    Fulfilment,
+    ShopifyOrderRef,
+    Variant,
+    parse_shopify_time,
+    quantities_by_mirakl_line,
+)
 from mirakl_pipelines.shopify.operations import OperationInfo, load_operation, operation_info
 from mirakl_pipelines.shopify.throttle import CostThrottle, parse_cost
 
@@ -448,23 +454,15 @@ def _order_ref(operation: str, node: dict) -> ShopifyOrderRef:
 
 
 def _fulfilment(order_id: str, node: dict) -> Fulfilment:
-    tracking = (node.get("trackingInfo") or [{}])[0] if node.get("trackingInfo") else {}
-    quantities: dict[str, int] = {}
-    for item in (node.get("fulfillmentLineItems") or {}).get("nodes", []):
-        attributes = {a["key"]: a["value"] for a in (item.get("lineItem") or {}).get("customAttributes") or []}
-        line_id = attributes.get(LINE_ID_PROPERTY)
-        if line_id:
-            quantities[line_id] = quantities.get(line_id, 0) + int(item["quantity"])
+    tracking = (node.get("trackingInfo") or [{}])[0]
+    lines = quantities_by_mirakl_line(((item.get("lineItem") or {}).get("customAttributes"), item["quantity"])
+                                      for item in (node.get("fulfillmentLineItems") or {}).get("nodes", []))
     return Fulfilment(
-        fulfilment_id=node["id"], created_at=_datetime(node.get("createdAt")), lines=quantities,
+        fulfilment_id=node["id"], created_at=parse_shopify_time(node.get("createdAt")), lines=lines,
         tracking_company=tracking.get("company"), tracking_number=tracking.get("number"), tracking_url=tracking.get("url"),
         status=node.get("status") or "SUCCESS", order_id=order_id, name=node.get("name"),
-        updated_at=_datetime(node.get("updatedAt")),
+        updated_at=parse_shopify_time(node.get("updatedAt")),
     )
-
-
-def _datetime(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _variant(node: dict) -> Variant:

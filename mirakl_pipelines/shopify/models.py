@@ -3,12 +3,38 @@
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 # Line item property the importer sets on every Shopify line: the Mirakl order line it comes from,
 # so fulfilments and refunds of that line can be traced back to Mirakl.
 LINE_ID_PROPERTY = "_mirakl_order_line_id"
 VOID_FULFILMENT_STATUSES = frozenset({"CANCELLED", "ERROR", "FAILURE"})
+
+
+def mirakl_line_id(properties: Optional[Iterable[Mapping[str, Any]]]) -> Optional[str]:
+    """The Mirakl order line id among a line item's properties: REST ``{name, value}`` or GraphQL ``{key, value}``."""
+    for prop in properties or ():
+        name = prop.get("name", prop.get("key"))
+        if name == LINE_ID_PROPERTY:
+            value = prop.get("value")
+            text = str(value).strip() if value is not None else ""
+            return text or None
+    return None
+
+
+def quantities_by_mirakl_line(items: Iterable[tuple[Optional[Iterable[Mapping[str, Any]]], Any]]) -> dict[str, int]:
+    """Units per Mirakl order line id over (line item properties, quantity) pairs; lines without the id are left out."""
+    quantities: dict[str, int] = {}
+    for properties, quantity in items:
+        line_id = mirakl_line_id(properties)
+        if line_id:
+            quantities[line_id] = quantities.get(line_id, 0) + int(quantity or 0)
+    return quantities
+
+
+def parse_shopify_time(value: Optional[str]) -> Optional[datetime]:
+    """A Shopify timestamp (REST or GraphQL, ISO 8601 with Z or an offset), or None."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ Mirakl ships a whole order (OR24) and holds a single tracking per order (OR23). 
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Optional
 
 from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder, OrderLine
 from mirakl_pipelines.sync.carriers import CarrierChoice
 from mirakl_pipelines.sync.eligibility import live_lines
-from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Fulfilment
+from mirakl_pipelines.shopify.models import Fulfilment, mirakl_line_id, parse_shopify_time, quantities_by_mirakl_line
 
 ACTIONS = ("ship", "wait", "done", "skip")
 # Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); SHIPPED_STATES come after a successful OR24.
@@ -59,28 +58,13 @@ class ShipmentDecision:
             raise ValueError(f"unknown shipment action {self.action!r}; expected one of {ACTIONS}")
 
 
-def mirakl_line_id(properties: Optional[Iterable[Mapping[str, Any]]]) -> Optional[str]:
-    """The Mirakl order line id among a line item's properties: REST ``{name, value}`` or GraphQL ``{key, value}``."""
-    for prop in properties or ():
-        name = prop.get("name", prop.get("key"))
-        if name == LINE_ID_PROPERTY:
-            value = prop.get("value")
-            text = str(value).strip() if value is not None else ""
-            return text or None
-    return None
-
-
 def fulfilment_from_webhook(payload: Mapping[str, Any]) -> Fulfilment:
     """A `fulfillments/create|update` delivery (REST shape, shopify/NOTES.md §4.5) as a Fulfilment."""
-    lines: dict[str, int] = {}
-    for item in payload.get("line_items") or []:
-        line_id = mirakl_line_id(item.get("properties"))
-        if line_id:
-            lines[line_id] = lines.get(line_id, 0) + int(item.get("quantity") or 0)
+    lines = quantities_by_mirakl_line((item.get("properties"), item.get("quantity")) for item in payload.get("line_items") or [])
     order_id = payload.get("order_id")
     return Fulfilment(
         fulfilment_id=payload.get("admin_graphql_api_id") or f"gid://shopify/Fulfillment/{payload['id']}",
-        created_at=_rest_time(payload.get("created_at")),
+        created_at=parse_shopify_time(payload.get("created_at")),
         lines=lines,
         tracking_company=payload.get("tracking_company"),
         tracking_number=payload.get("tracking_number") or next(iter(payload.get("tracking_numbers") or []), None),
@@ -88,12 +72,8 @@ def fulfilment_from_webhook(payload: Mapping[str, Any]) -> Fulfilment:
         status=str(payload.get("status") or "success").upper(),
         order_id=f"gid://shopify/Order/{order_id}" if order_id is not None else None,
         name=payload.get("name"),
-        updated_at=_rest_time(payload.get("updated_at")),
+        updated_at=parse_shopify_time(payload.get("updated_at")),
     )
-
-
-def _rest_time(value: Optional[str]) -> Optional[datetime]:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def fulfilled_quantities(fulfilments: Iterable[Fulfilment]) -> dict[str, int]:
