@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 result = BenchResult(f"{name}: could not be measured", [
                     Figure(name, "benchmark did not complete", float("nan"), "", "completes", False)], [str(error)[:2000]])
-            print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
             result.seconds = time.monotonic() - began
+            print(f"  done in {result.seconds:.0f} s", flush=True)
             results.append(result)
     finally:
         if args.keep:

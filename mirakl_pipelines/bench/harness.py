@@ -22,6 +22,7 @@ import yaml
 
 from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV
 from mirakl_pipelines.demo import CATALOGUE, write_demo_instance
+from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sandbox.server import free_port
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -246,6 +247,15 @@ def wait_alive(process: subprocess.Popen, seconds: float, log_path: Path, what: 
         if process.poll() is not None:
             raise BenchError(f"{what} exited with {process.returncode}: {log_path.read_text()[-3000:]}")
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def inbox_entries(ledger_url: str, topics: Optional[list[str]] = None) -> list:
+    """Every webhook inbox entry of the ledger (only `topics`, when given), oldest first, read page by page."""
+    entries: list = []
+    with Ledger.connect(ledger_url) as ledger:
+        while page := ledger.inbox_after(entries[-1].id if entries else 0, topics=topics, limit=1000):
+            entries += page
+    return entries
 
 
 def write_config(sandbox: SandboxProcess, workdir: Path) -> Path:

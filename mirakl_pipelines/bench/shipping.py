@@ -15,10 +15,9 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mirakl_pipelines.bench.harness import RunStats, run_demo_setup
+from mirakl_pipelines.bench.harness import RunStats, inbox_entries, run_demo_setup
 from mirakl_pipelines.bench.latency import latency_figures, percentile
 from mirakl_pipelines.bench.report import BenchResult, Figure
-from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sandbox.mirakl.wire import parse_datetime
 
 TITLE = "Shopify fulfilment → Mirakl SHIPPED, inbox sensor"
@@ -67,19 +66,15 @@ def _stages(ledger_path: Path, shop_orders: list[dict], mirakl_orders: dict[str,
                for order in shop_orders for f in order.get("fulfillments") or []
                if f"{order.get('sourceIdentifier')} {f['id']}" in keys}
     delivered, taken, pushed = [], [], []
-    with Ledger.connect(f"sqlite:///{ledger_path}") as ledger:
-        cursor = 0
-        while entries := ledger.inbox_after(cursor, topics=["fulfillments/create"]):
-            cursor = entries[-1].id
-            for entry in entries:
-                if entry.resource_id not in sampled:
-                    continue
-                created, shipped_date = sampled[entry.resource_id]
-                delivered.append((entry.received_at - created).total_seconds())
-                if entry.processed_at:
-                    taken.append((entry.processed_at - entry.received_at).total_seconds())
-                    if shipped_date:
-                        pushed.append((parse_datetime(shipped_date, "shipped_date") - entry.processed_at).total_seconds())
+    for entry in inbox_entries(f"sqlite:///{ledger_path}", topics=["fulfillments/create"]):
+        if entry.resource_id not in sampled:
+            continue
+        created, shipped_date = sampled[entry.resource_id]
+        delivered.append((entry.received_at - created).total_seconds())
+        if entry.processed_at:
+            taken.append((entry.processed_at - entry.received_at).total_seconds())
+            if shipped_date:
+                pushed.append((parse_datetime(shipped_date, "shipped_date") - entry.processed_at).total_seconds())
     return delivered, taken, pushed
 
 

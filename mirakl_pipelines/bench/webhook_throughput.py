@@ -28,11 +28,17 @@ from pathlib import Path
 import httpx
 import yaml
 
-from mirakl_pipelines.bench.harness import BenchError, catalogue_lines, child_env, process_cpu_seconds, stop_process_group
+from mirakl_pipelines.bench.harness import (
+    BenchError,
+    catalogue_lines,
+    child_env,
+    inbox_entries,
+    process_cpu_seconds,
+    stop_process_group,
+)
 from mirakl_pipelines.bench.latency import percentile
 from mirakl_pipelines.bench.report import BenchResult, Figure
 from mirakl_pipelines.config import DEFAULT_CONFIG_PATH
-from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sandbox.server import free_port
 from mirakl_pipelines.webhooks.app import HEALTH_PATH, WEBHOOK_PATH
 
@@ -50,6 +56,7 @@ def _fulfilment_bodies(count: int, seed: int) -> tuple[list[bytes], str, str]:
     from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload
     from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
     from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
+    from mirakl_pipelines.sandbox.shopify.webhooks import delivery_body
 
     store = ShopifyStore.from_catalogue_file(CATALOGUE)
     version = store.settings.api_version
@@ -64,27 +71,16 @@ def _fulfilment_bodies(count: int, seed: int) -> tuple[list[bytes], str, str]:
     shipments = warehouse.step(datetime.now(timezone.utc) + timedelta(seconds=1))
     if len(shipments) != count:
         raise BenchError(f"the sandbox warehouse fulfilled {len(shipments)} of {count} orders: {warehouse.stats()}")
-    # Serialised as the sandbox store's WebhookDispatcher.publish does (compact, UTF-8).
-    bodies = [json.dumps(fulfillment_payload(store, store.fulfillments[s.fulfillment_id]), separators=(",", ":"),
-                         ensure_ascii=False, default=str).encode() for s in shipments]
+    bodies = [delivery_body(fulfillment_payload(store, store.fulfillments[s.fulfillment_id])) for s in shipments]
     return bodies, store.settings.shop_domain, version
 
 
 def _headers(body: bytes, secret: str, shop: str, version: str) -> dict[str, str]:
-    """The headers the sandbox store's WebhookDispatcher sends (its `_send`), each delivery a webhook id of its own."""
-    from mirakl_pipelines.sandbox.shopify.webhooks import USER_AGENT, sign, triggered_at_now
+    """The headers the sandbox store sends, each delivery a webhook id of its own."""
+    from mirakl_pipelines.sandbox.shopify.webhooks import delivery_headers, triggered_at_now
 
-    return {
-        "User-Agent": USER_AGENT,
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": TOPIC,
-        "X-Shopify-Hmac-Sha256": sign(body, secret),
-        "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-API-Version": version,
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": triggered_at_now(),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
-    }
+    return delivery_headers(TOPIC, body, secret, shop_domain=shop, api_version=version, webhook_id=str(uuid.uuid4()),
+                            event_id=str(uuid.uuid4()), triggered_at=triggered_at_now())
 
 
 def with_redeliveries(originals: list, share: float, seed: int) -> tuple[list, int]:
@@ -181,16 +177,6 @@ def _wait_healthy(process: subprocess.Popen, base: str, log_path: Path, timeout:
         time.sleep(0.1)
 
 
-def _stored_ids(ledger_url: str) -> list[str]:
-    ids: list[str] = []
-    with Ledger.connect(ledger_url) as ledger:
-        cursor = 0
-        while entries := ledger.inbox_after(cursor, limit=1000):
-            ids += [e.webhook_id for e in entries]
-            cursor = entries[-1].id
-    return ids
-
-
 def bench_webhooks(workdir: Path, deliveries: int = 5_000, concurrency: int = 16, duplicate_share: float = 0.05,
                    seed: int = 7) -> BenchResult:
     began = time.monotonic()
@@ -222,7 +208,7 @@ def bench_webhooks(workdir: Path, deliveries: int = 5_000, concurrency: int = 16
         stop_process_group(receiver)
         log.close()
     result = json.loads(result_path.read_text())
-    stored = _stored_ids(ledger_url)
+    stored = [entry.webhook_id for entry in inbox_entries(ledger_url)]
 
     sent_ids = set(result["webhook_ids"])
     lost, unknown = sent_ids - set(stored), set(stored) - sent_ids

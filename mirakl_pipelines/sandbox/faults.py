@@ -10,38 +10,51 @@ import json
 import random
 import threading
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 
 @dataclass
-class Faults:
+class SeededKnobs:
+    """Knobs set by name (tests directly, the demo over HTTP) and a generator seeded by the subclass's `seed` field."""
+
+    _label: ClassVar[str] = "fault"  # names the knobs in error messages
+    # Keyword-only, so the subclass's knobs keep their places in the constructor and in as_dict().
+    _rng: random.Random = field(default_factory=random.Random, repr=False, kw_only=True)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def update(self, **knobs: object) -> dict:
+        allowed = set(self.as_dict())
+        unknown = set(knobs) - allowed
+        if unknown:
+            raise ValueError(f"unknown {self._label} knob(s) {sorted(unknown)}; known: {sorted(allowed)}")
+        with self._lock:
+            for name, value in knobs.items():
+                kind = type(getattr(self, name))
+                if kind is bool and not isinstance(value, bool):  # bool("false") would be True
+                    raise ValueError(f"{self._label} {name}: expected true or false, got {value!r}")
+                setattr(self, name, kind(value))
+            if "seed" in knobs:
+                self._rng.seed(self.seed)
+        return self.as_dict()
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass
+class Faults(SeededKnobs):
     latency_ms: float = 0.0  # added to every API response
     error_5xx_rate: float = 0.0  # share of API requests answered 503
     burst_429: int = 0  # the next N API requests are answered 429 + Retry-After
     retry_after_seconds: int = 1
     drop_rate: float = 0.0  # share of API requests whose connection is closed with no response
     seed: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng.seed(self.seed)
-
-    def update(self, **knobs: object) -> None:
-        allowed = {f.name for f in fields(self) if not f.name.startswith("_")}
-        unknown = set(knobs) - allowed
-        if unknown:
-            raise ValueError(f"unknown fault knob(s) {sorted(unknown)}; known: {sorted(allowed)}")
-        with self._lock:
-            for name, value in knobs.items():
-                setattr(self, name, type(getattr(self, name))(value))
-            if "seed" in knobs:
-                self._rng.seed(self.seed)
 
     def reset(self) -> None:
         self.update(latency_ms=0.0, error_5xx_rate=0.0, burst_429=0, drop_rate=0.0)
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def draw(self) -> str | None:
         """Decide the fate of one API request: None (serve it), '429', '5xx' or 'drop'."""

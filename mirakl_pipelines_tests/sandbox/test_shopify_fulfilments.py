@@ -27,6 +27,8 @@ FULFIL = """mutation($fulfillment: FulfillmentInput!, $message: String) {
     fulfillment { id name status displayStatus totalQuantity trackingInfo(first: 10) { number company url }
       fulfillmentLineItems(first: 20) { nodes { quantity lineItem { id sku customAttributes { key value } } } } }
     userErrors { field message } } }"""
+FULFIL_ERRORS = """mutation($fulfillment: FulfillmentInput!, $message: String) {
+  fulfillmentCreate(fulfillment: $fulfillment, message: $message) { fulfillment { id } userErrors { field message } } }"""
 UPDATE_TRACKING = """mutation($id: ID!, $tracking: FulfillmentTrackingInput!) {
   fulfillmentTrackingInfoUpdate(fulfillmentId: $id, trackingInfoInput: $tracking) {
     fulfillment { id updatedAt trackingInfo(first: 10) { number company url } } userErrors { field message } } }"""
@@ -101,10 +103,8 @@ def _recorded_case(fixture: dict, name: str, sandbox) -> tuple[dict, dict]:
 @pytest.mark.parametrize("case", ["nonPositiveQuantity", "overFulfill", "missingFulfillmentOrder"])
 def test_precondition_user_errors_match_the_recording(sandbox, case):
     variables, recorded = _recorded_case(load(PRECONDITIONS), case, sandbox)
-    query = ("mutation($fulfillment: FulfillmentInput!, $message: String) { fulfillmentCreate(fulfillment: $fulfillment, "
-             "message: $message) { fulfillment { id } userErrors { field message } } }")
     before = len(sandbox.store.fulfillments)
-    response = sandbox.post(query, variables, api_version="2026-04")
+    response = sandbox.post(FULFIL_ERRORS, variables, api_version="2026-04")
     assert response.status_code == 200
     assert ok(response.json()) == recorded
     assert len(sandbox.store.fulfillments) == before
@@ -119,9 +119,7 @@ def test_closed_fulfillment_order_error_matches_the_recording(sandbox):
     fo_id = order["fulfillmentOrders"]["nodes"][0]["id"]
     assert fulfil(sandbox, [{"fulfillmentOrderId": fo_id}])["userErrors"] == []
     variables = json.loads(json.dumps(case["variables"]).replace(recorded_fo_id, fo_id))
-    query = ("mutation($fulfillment: FulfillmentInput!, $message: String) { fulfillmentCreate(fulfillment: $fulfillment, "
-             "message: $message) { fulfillment { id } userErrors { field message } } }")
-    body = ok(sandbox.graphql(query, variables))
+    body = ok(sandbox.graphql(FULFIL_ERRORS, variables))
     expected = json.loads(json.dumps(case["response"]["data"]).replace(
         recorded_fo_id.rsplit("/", 1)[1], fo_id.rsplit("/", 1)[1]))
     assert body == expected

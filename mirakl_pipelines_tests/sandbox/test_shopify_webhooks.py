@@ -9,7 +9,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mirakl_pipelines.sandbox.server import free_port, serve_in_thread
-from mirakl_pipelines.sandbox.shopify.app import create_shopify_app
 from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create, fulfillment_tracking_info_update
+from mirakl_pipelines.sandbox.shopify.harness import running_store
 from mirakl_pipelines.sandbox.shopify.order_create import order_create
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines.sync.order_mapping import LINE_ID_PROPERTY
@@ -258,24 +257,21 @@ def test_late_redelivery_repeats_the_delivery_later(store, receiver):
 
 def test_knobs_and_subscriptions_over_http(store, receiver):
     r, url = receiver()
-    server = serve_in_thread(create_shopify_app(store), name="shopify-sandbox")
-    try:
-        with httpx.Client(base_url=server.url, timeout=5) as http:
-            created = http.post("/_sandbox/webhooks/subscriptions",
-                                json={"url": url, "secret": SECRET, "topics": ["fulfillments/create"]})
-            assert created.status_code == 201 and "secret" not in created.json()
-            assert http.post("/_sandbox/webhooks/subscriptions", json={"url": url}).status_code == 400
-            knobs = http.post("/_sandbox/webhooks", json={"duplicate_rate": 1, "seed": 3})
-            assert knobs.status_code == 200 and knobs.json()["faults"]["duplicate_rate"] == 1.0
-            bad = http.post("/_sandbox/webhooks", json={"explode": True})
-            assert bad.status_code == 400 and "explode" in bad.json()["message"]
-            ship(store, place_order(store))
-            assert store.webhooks.wait_idle(5)
-            state = http.get("/_sandbox/webhooks").json()
-            assert state["stats"]["delivered"] == 2 and state["stats"]["duplicates"] == 1
-            assert state["subscriptions"][0]["url"] == url and SECRET not in json.dumps(state)
-    finally:
-        server.stop()
+    with running_store(store) as sandbox:
+        http = sandbox.http
+        created = http.post("/_sandbox/webhooks/subscriptions",
+                            json={"url": url, "secret": SECRET, "topics": ["fulfillments/create"]})
+        assert created.status_code == 201 and "secret" not in created.json()
+        assert http.post("/_sandbox/webhooks/subscriptions", json={"url": url}).status_code == 400
+        knobs = http.post("/_sandbox/webhooks", json={"duplicate_rate": 1, "seed": 3})
+        assert knobs.status_code == 200 and knobs.json()["faults"]["duplicate_rate"] == 1.0
+        bad = http.post("/_sandbox/webhooks", json={"explode": True})
+        assert bad.status_code == 400 and "explode" in bad.json()["message"]
+        ship(store, place_order(store))
+        assert store.webhooks.wait_idle(5)
+        state = http.get("/_sandbox/webhooks").json()
+        assert state["stats"]["delivered"] == 2 and state["stats"]["duplicates"] == 1
+        assert state["subscriptions"][0]["url"] == url and SECRET not in json.dumps(state)
     assert len(r.received) == 2
 
 

@@ -1,13 +1,10 @@
 import pytest
 
-from mirakl_pipelines_tests.webhooks.deliveries import start_receiver
+from mirakl_pipelines_tests.webhooks.deliveries import running_receiver
 
 
 @pytest.fixture
 def receiver(tmp_path):
     """The webhook receiver on loopback with a fresh SQLite ledger, accepting SECRET only."""
-    running, stop = start_receiver(tmp_path)
-    try:
+    with running_receiver(tmp_path) as running:
         yield running
-    finally:
-        stop()

@@ -3,7 +3,9 @@
 import json
 import socket
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -84,15 +86,16 @@ class Receiver:
             return received
 
 
-def start_receiver(tmp_path, secrets=(SECRET,), **options) -> tuple[Receiver, callable]:
+@contextmanager
+def running_receiver(tmp_path, secrets=(SECRET,), **options) -> Iterator[Receiver]:
+    """The receiver (create_webhook_app's `options`) on loopback with a fresh SQLite ledger, stopped at the end."""
     ledger_url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.sqlite'}"
     app = create_webhook_app(ledger_url, list(secrets), **options)
     server = serve_in_thread(app, name="webhooks")
     checker = Ledger.connect(ledger_url)
-
-    def stop():
+    try:
+        yield Receiver(server=server, ledger=checker)
+    finally:
         server.stop()
         app.state.ledger.close()
         checker.close()
-
-    return Receiver(server=server, ledger=checker), stop

@@ -16,7 +16,7 @@ from mirakl_pipelines_tests.webhooks.deliveries import (
     encode,
     fulfilment_payload,
     headers,
-    start_receiver,
+    running_receiver,
 )
 
 
@@ -52,15 +52,12 @@ def test_bad_missing_tampered_and_empty_signatures_get_401_with_no_detail(receiv
 
 
 def test_during_a_rotation_old_and_new_secrets_are_accepted(tmp_path):
-    running, stop = start_receiver(tmp_path, secrets=(SECRET, OLD_SECRET))
-    try:
+    with running_receiver(tmp_path, secrets=(SECRET, OLD_SECRET)) as running:
         body = encode(fulfilment_payload())
         assert running.post(body, headers(body, secret=OLD_SECRET)).status_code == 200
         assert running.post(body, headers(body, secret=SECRET)).status_code == 200
         assert running.post(body, headers(body, secret="shpss_even_older")).status_code == 401
         assert len(running.ledger.inbox_after(0)) == 2
-    finally:
-        stop()
 
 
 def test_the_receiver_refuses_to_start_without_a_secret(tmp_path):
@@ -142,39 +139,30 @@ def _padded(size: int) -> bytes:
 
 
 def test_size_limit_accepts_the_limit_and_refuses_one_byte_more(tmp_path):
-    running, stop = start_receiver(tmp_path, max_body_bytes=2048)
-    try:
+    with running_receiver(tmp_path, max_body_bytes=2048) as running:
         at_limit, over = _padded(2048), _padded(2049)
         assert running.post(at_limit, headers(at_limit)).status_code == 200
         response = running.post(over, headers(over))
         assert (response.status_code, response.content) == (413, b"")
         assert running.ledger.latest_inbox_id() == 1
-    finally:
-        stop()
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_sent(tmp_path):
-    running, stop = start_receiver(tmp_path, max_body_bytes=2048)
-    try:
+    with running_receiver(tmp_path, max_body_bytes=2048) as running:
         # 50 MB announced, nothing sent: the answer must come from the header alone.
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers(b"x").items())
         request = f"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n{lines}\r\n".encode()
         assert running.raw(request).startswith(b"HTTP/1.1 413")
-    finally:
-        stop()
 
 
 def test_an_oversized_chunked_body_is_refused_while_streaming(tmp_path):
-    running, stop = start_receiver(tmp_path, max_body_bytes=2048)
-    try:
+    with running_receiver(tmp_path, max_body_bytes=2048) as running:
         # No Content-Length; 3 KB of chunks and never the final chunk: only counting can answer.
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers(b"x").items())
         chunks = b"".join(b"400\r\n" + b"a" * 1024 + b"\r\n" for _ in range(3))
         request = f"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{lines}\r\n".encode()
         assert running.raw(request + chunks).startswith(b"HTTP/1.1 413")
         assert running.ledger.latest_inbox_id() == 0
-    finally:
-        stop()
 
 
 def test_health_reports_the_last_inbox_id(receiver):
@@ -213,13 +201,9 @@ def test_one_structured_log_line_per_delivery_without_secrets_or_payload(receive
         assert secret_or_payload not in everything
 
 
-def test_a_ledger_failure_is_a_500_so_shopify_delivers_again(tmp_path):
-    running, stop = start_receiver(tmp_path)
-    try:
-        body = encode(fulfilment_payload())
-        with running.ledger.engine.begin() as conn:  # the table vanishes under the receiver
-            conn.exec_driver_sql("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_gone")
-        assert running.post(body, headers(body)).status_code == 500
-        assert httpx.get(running.server.url + "/health").status_code == 503
-    finally:
-        stop()
+def test_a_ledger_failure_is_a_500_so_shopify_delivers_again(receiver):
+    body = encode(fulfilment_payload())
+    with receiver.ledger.engine.begin() as conn:  # the table vanishes under the receiver
+        conn.exec_driver_sql("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_gone")
+    assert receiver.post(body, headers(body)).status_code == 500
+    assert httpx.get(receiver.server.url + "/health").status_code == 503

@@ -28,7 +28,7 @@ from mirakl_pipelines.sandbox.mirakl.documents import (
     BAD_METADATA, DocumentRequestError, parse_multipart, parse_order_documents,
 )
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
-from mirakl_pipelines.sandbox.mirakl.state import ORDER_IDS_LIMIT, MarketplaceSim, MiraklApiError
+from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSim, MiraklApiError
 from mirakl_pipelines.sandbox.mirakl.wire import from_json, iso, parse_datetime, to_json
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # OR74 bodies beyond this are refused whole (413)
@@ -150,13 +150,7 @@ class _Api:
         return json_response(self.sim.upload_documents(order_id, entries, {p.filename: p.data for p in files}))
 
     async def list_documents(self, request: Request) -> Response:
-        raw = request.query_params.get("order_ids") or ""
-        order_ids = {part.strip() for part in raw.split(",") if part.strip()}
-        if not order_ids:
-            raise MiraklApiError(400, "INVALID_PARAMETER", "The parameter : order_ids is required")
-        if len(order_ids) > ORDER_IDS_LIMIT:
-            raise MiraklApiError(400, "INVALID_PARAMETER", f"The limit of {ORDER_IDS_LIMIT} is exceeded for the parameter : order_ids")
-        return json_response(self.sim.list_documents(order_ids))
+        return json_response(self.sim.list_documents(request.query_params))
 
 
 async def _body(request: Request):

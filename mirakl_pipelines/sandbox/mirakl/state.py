@@ -352,8 +352,11 @@ class MarketplaceSim:
                 order["has_invoice"] = True
             return {"errors_count": len(failed), "order_documents": failed}
 
-    def list_documents(self, order_ids: set[str]) -> dict:
-        """OR72: the documents of the given orders (unknown ids simply have none)."""
+    def list_documents(self, params: Mapping[str, str]) -> dict:
+        """OR72: the documents of the orders in `order_ids` (required; unknown ids simply have none)."""
+        order_ids = _id_list(params, "order_ids")
+        if not order_ids:
+            raise _bad("The parameter : order_ids is required")
         with self._lock:
             docs = [public_document(d) for order_id in sorted(order_ids) for d in self._documents.get(order_id, [])]
         return {"order_documents": docs, "total_count": len(docs)}

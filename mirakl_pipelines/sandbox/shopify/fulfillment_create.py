@@ -11,7 +11,7 @@ IN_PROGRESS"), still accepting fulfilments. The warehouse fulfils through this s
 from urllib.parse import urlparse
 
 from mirakl_pipelines.sandbox.shopify.money import money_bag, to_decimal
-from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload, order_payload
+from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload, numeric_id, order_payload
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, utc_now_iso
 from mirakl_pipelines.sandbox.shopify.tracking import shopify_tracking_url
 
@@ -23,10 +23,6 @@ INVALID_QUANTITY = "Invalid fulfillment order line item quantity requested."
 def _error(field: list, message: str) -> dict:
     # UserError has no `code`; list indexes in `field` are strings (recorded).
     return {"field": [str(part) for part in field], "message": message}
-
-
-def _legacy(gid: str) -> str:
-    return gid.rsplit("/", 1)[-1]
 
 
 def fulfillment_create(store: ShopifyStore, fulfillment_input: dict, message: str | None = None) -> dict:
@@ -138,7 +134,7 @@ def _plan(store: ShopifyStore, groups: list[dict]) -> tuple[list[tuple[dict, dic
             return [], [_error(["fulfillment"], "Fulfillment order does not exist.")]
         if fo["status"] not in FULFILLABLE_STATUSES:
             return [], [_error(["fulfillment"],
-                               f"Fulfillment order {_legacy(fo['id'])} has an unfulfillable status= {fo['status'].lower()}.")]
+                               f"Fulfillment order {numeric_id(fo['id'])} has an unfulfillable status= {fo['status'].lower()}.")]
         order_ids.add(fo["orderId"])
         requested = group.get("fulfillmentOrderLineItems")
         lines_by_id = {line["id"]: line for line in fo["lineItems"]}

@@ -19,15 +19,16 @@ import hmac
 import itertools
 import json
 import logging
-import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, ClassVar
 
 import httpx
+
+from mirakl_pipelines.sandbox.faults import SeededKnobs
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +49,42 @@ def triggered_at_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def delivery_body(payload: dict) -> bytes:
+    """A delivery's raw body: compact UTF-8 JSON, as Shopify sends it."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def delivery_headers(topic: str, body: bytes, secret: str, *, shop_domain: str, api_version: str, webhook_id: str,
+                     event_id: str, triggered_at: str, name: str | None = None) -> dict[str, str]:
+    """The headers of one delivery, signature included; X-Shopify-Name only for a named subscription."""
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Shop-Domain": shop_domain,
+        "X-Shopify-API-Version": api_version,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Triggered-At": triggered_at,
+        "X-Shopify-Event-Id": event_id,
+    }
+    if name:
+        headers["X-Shopify-Name"] = name
+    return headers
+
+
 @dataclass
-class WebhookFaults:
+class WebhookFaults(SeededKnobs):
+    _label: ClassVar[str] = "webhook fault"
     duplicate_rate: float = 0.0  # share of deliveries sent twice (same webhook id, same body)
     reorder: bool = False  # hold each delivery until the next one is sent, so pairs arrive swapped
     late_redelivery_seconds: float = 0.0  # > 0: every delivered webhook is delivered again this much later
     drop: bool = False  # never deliver anything published while set
     drop_rate: float = 0.0  # share of deliveries never delivered
     seed: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng.seed(self.seed)
-
-    def update(self, **knobs) -> dict:
-        allowed = {f.name for f in fields(self) if not f.name.startswith("_")}
-        unknown = set(knobs) - allowed
-        if unknown:
-            raise ValueError(f"unknown webhook fault knob(s) {sorted(unknown)}; known: {sorted(allowed)}")
-        with self._lock:
-            for name, value in knobs.items():
-                kind = type(getattr(self, name))
-                if kind is bool and not isinstance(value, bool):
-                    raise ValueError(f"webhook fault {name}: expected true or false, got {value!r}")
-                setattr(self, name, kind(value))
-            if "seed" in knobs:
-                self._rng.seed(self.seed)
-        return self.as_dict()
 
     def reset(self) -> None:
         self.update(duplicate_rate=0.0, reorder=False, late_redelivery_seconds=0.0, drop=False, drop_rate=0.0)
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def roll(self) -> float:
         with self._lock:
@@ -179,13 +182,12 @@ class WebhookDispatcher:
         return any(topic in s.topics for s in list(self._subscriptions.values()))
 
     # --- publishing ------------------------------------------------------------------------------
-    def publish(self, topic: str, payload: dict | Callable[[], dict], event_id: str | None = None) -> list[str]:
-        """Queue one delivery per subscriber of `topic`; the webhook ids. `payload` may be a builder, called once if needed."""
+    def publish(self, topic: str, payload: dict, event_id: str | None = None) -> list[str]:
+        """Queue one delivery per subscriber of `topic`; the webhook ids."""
         subscribers = [s for s in list(self._subscriptions.values()) if topic in s.topics]
         if not subscribers:
             return []
-        body = json.dumps(payload() if callable(payload) else payload, separators=(",", ":"),
-                          ensure_ascii=False, default=str).encode()
+        body = delivery_body(payload)
         event_id = event_id or str(uuid.uuid4())
         triggered_at = triggered_at_now()
         ids = []
@@ -228,8 +230,7 @@ class WebhookDispatcher:
     def _ensure_started(self) -> None:
         if self._threads or self._stopping:
             return
-        self._http = httpx.Client(timeout=self.settings.timeout_seconds, follow_redirects=False,
-                                  headers={"User-Agent": USER_AGENT})
+        self._http = httpx.Client(timeout=self.settings.timeout_seconds, follow_redirects=False)
         for n in range(max(1, self.settings.concurrency)):
             thread = threading.Thread(target=self._work, name=f"shopify-webhooks-{n}", daemon=True)
             thread.start()
@@ -260,18 +261,10 @@ class WebhookDispatcher:
 
     def _send(self, delivery: Delivery) -> tuple[int | None, str | None]:
         subscription = delivery.subscription
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": delivery.topic,
-            "X-Shopify-Hmac-Sha256": sign(delivery.body, subscription.secret),
-            "X-Shopify-Shop-Domain": self._shop_domain(),
-            "X-Shopify-API-Version": self._api_version(),
-            "X-Shopify-Webhook-Id": delivery.webhook_id,
-            "X-Shopify-Triggered-At": delivery.triggered_at,
-            "X-Shopify-Event-Id": delivery.event_id,
-        }
-        if subscription.name:
-            headers["X-Shopify-Name"] = subscription.name
+        headers = delivery_headers(
+            delivery.topic, delivery.body, subscription.secret, shop_domain=self._shop_domain(),
+            api_version=self._api_version(), webhook_id=delivery.webhook_id, event_id=delivery.event_id,
+            triggered_at=delivery.triggered_at, name=subscription.name)
         try:
             response = self._http.post(subscription.url, content=delivery.body, headers=headers)
             return response.status_code, None
