@@ -1,14 +1,7 @@
-"""Every response the Mirakl sandbox serves validates against the official seller OpenAPI spec.
-
-The spec's schemas are used as published, with two adjustments derived from the spec itself:
-- nulls: the spec's own examples carry nulls on optional fields (order_state_reason_code, quote_id…)
-  and its descriptions say required fields such as customer.shipping_address are "Null before
-  shipping (or acceptance…)"; so a property may be null when it is optional or its description
-  says so. Required fields without such a note must be present and non-null.
-- enums: the spec writes enums in descriptions ("Enum: `"A"`, `"B"`"); they are made real `enum`s
-  (deprecated values included), so an unknown state or tax mode fails validation.
-The spec declares no 4xx for these operations; error bodies are checked against the classic MMP
-shape (NOTES §2.6a), after checking that the spec indeed declares nothing else for that status.
+"""Every response the Mirakl sandbox serves validates against the official seller OpenAPI spec
+(with the two adjustments documented in mirakl_spec.py). The spec declares no 4xx for these
+operations; error bodies are checked against the classic MMP shape (NOTES §2.6a), after checking
+that the spec indeed declares nothing else for that status.
 """
 
 import copy
@@ -20,18 +13,15 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
 from mirakl_pipelines.sandbox.mirakl.ratelimits import MIN_INTERVAL_SECONDS
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
 from mirakl_pipelines.sandbox.server import serve_in_thread
+from mirakl_pipelines_tests.mirakl_spec import CLASSIC_ERROR, SPEC_URI, load_spec, schema_ref, validate
 from mirakl_pipelines_tests.reference import reference_file
 
-SPEC_URI = "urn:mirakl:mmp-seller-openapi"
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 KEY = "contract-key"
 ROUTES = {
@@ -41,81 +31,17 @@ ROUTES = {
     "OR24": ("PUT", "/api/orders/{order_id}/ship"),
     "SH21": ("GET", "/api/shipping/carriers"),
 }
-CLASSIC_ERROR = {
-    "type": "object",
-    "required": ["status", "message"],
-    "properties": {"status": {"type": "integer"}, "message": {"type": "string", "minLength": 1}, "code": {"type": "string"}},
-}
-_ENUM = re.compile(r"`\"([A-Za-z0-9_]+)\"`")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-# ---- the spec, loaded and prepared once per session ---------------------------------------------
-
-
-def _enum_values(description: str) -> list[str] | None:
-    if "Enum:" not in description:
-        return None
-    return _ENUM.findall(description[description.index("Enum:"):]) or None
-
-
-def _prepare(schema: dict) -> None:
-    """Apply the two documented adjustments to one object schema, in place."""
-    required = set(schema.get("required", []))
-    for name, prop in schema.get("properties", {}).items():
-        description = prop.get("description", "")
-        values = _enum_values(description) if prop.get("type") == "string" else None
-        if values:
-            prop["enum"] = values
-        nullable = name not in required or re.search(r"\bnull\b", description, re.IGNORECASE)
-        if not nullable:
-            continue
-        if "$ref" in prop:
-            ref = prop.pop("$ref")
-            prop["anyOf"] = [{"$ref": ref}, {"type": "null"}]
-        elif isinstance(prop.get("type"), str):
-            prop["type"] = [prop["type"], "null"]
-            if "enum" in prop:
-                prop["enum"] = prop["enum"] + [None]
-
-
 @pytest.fixture(scope="session")
-def spec() -> dict:
-    with open(reference_file("mirakl/mirakl-mmp-seller-openapi.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="session")
-def prepared_spec(spec) -> dict:
-    prepared = copy.deepcopy(spec)
-    for schema in prepared["components"]["schemas"].values():
-        _prepare(schema)
-    return prepared
-
-
-@pytest.fixture(scope="session")
-def registry(prepared_spec) -> Registry:
-    return Registry().with_resource(SPEC_URI, Resource.from_contents(prepared_spec, default_specification=DRAFT202012))
-
-
-@pytest.fixture(scope="session")
-def format_checker() -> FormatChecker:
-    checker = FormatChecker(formats=())
-    checker.checks("date-time")(lambda value: not isinstance(value, str) or bool(_RFC3339.match(value)))
-    return checker
-
-
-@pytest.fixture(scope="session")
-def check(spec, registry, format_checker):
+def check():
     """check(op, response): the response's status is declared by the spec and its body matches the declared schema."""
 
     def _check(operation: str, response: httpx.Response) -> None:
         method, path = ROUTES[operation]
-        declared = spec["paths"][path][method.lower()]["responses"]
+        declared = load_spec()["paths"][path][method.lower()]["responses"]
         status = str(response.status_code)
         if response.status_code >= 400:
             assert status not in declared, f"{operation} declares {status}: validate against its schema instead"
-            _validate(CLASSIC_ERROR, response.json(), registry, format_checker)
+            validate(CLASSIC_ERROR, response.json())
             assert response.json()["status"] == response.status_code
             return
         assert status in declared, f"{operation} answered {status}, which the spec does not declare ({sorted(declared)})"
@@ -125,15 +51,9 @@ def check(spec, registry, format_checker):
             return
         schema = content["application/json"]["schema"]
         assert response.headers["content-type"].startswith("application/json")
-        _validate({"$ref": f"{SPEC_URI}{schema['$ref']}"}, response.json(), registry, format_checker)
+        validate({"$ref": f"{SPEC_URI}{schema['$ref']}"}, response.json())
 
     return _check
-
-
-def _validate(schema: dict, instance, registry: Registry, format_checker: FormatChecker) -> None:
-    validator = Draft202012Validator(schema, registry=registry, format_checker=format_checker)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:10])
 
 
 # ---- a marketplace with orders in many states ---------------------------------------------------
@@ -245,11 +165,11 @@ def test_error_bodies_are_classic(served, check):
         check(operation, response)
 
 
-def test_the_adjusted_schema_still_rejects_wrong_orders(served, registry, format_checker, spec):
+def test_the_adjusted_schema_still_rejects_wrong_orders(served):
     """The adjustments must not make validation vacuous: broken orders fail."""
     _, client = served
     good = client.get("/api/orders", params={"order_ids": "C-WAIT-A"}).json()
-    schema = {"$ref": f"{SPEC_URI}#/components/schemas/OR11_Response_200"}
+    schema = schema_ref("OR11_Response_200")
     breakages = [
         lambda o: o.update(order_state="SHIPPING_SOON"),
         lambda o: o.update(order_tax_mode="TAX_MAYBE"),
@@ -264,7 +184,7 @@ def test_the_adjusted_schema_still_rejects_wrong_orders(served, registry, format
         broken = copy.deepcopy(good)
         breakage(broken["orders"][0])
         with pytest.raises(AssertionError):
-            _validate(schema, broken, registry, format_checker)
+            validate(schema, broken)
 
 
 def test_frequency_limits_match_the_operations_index():

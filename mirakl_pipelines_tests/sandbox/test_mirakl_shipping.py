@@ -15,15 +15,7 @@ from mirakl_pipelines.sandbox.mirakl.documents import MAX_DOCUMENTS_PER_ORDER
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
 from mirakl_pipelines.sandbox.server import serve_in_thread
-from mirakl_pipelines_tests.sandbox.test_mirakl_contract import (  # noqa: F401  (session fixtures of the spec)
-    CLASSIC_ERROR,
-    SPEC_URI,
-    _validate,
-    format_checker,
-    prepared_spec,
-    registry,
-    spec,
-)
+from mirakl_pipelines_tests.mirakl_spec import CLASSIC_ERROR, SPEC_URI, load_spec, validate
 
 KEY = "shipping-key"
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
@@ -36,16 +28,16 @@ PDF = b"%PDF-1.4\n%%EOF\n"
 
 
 @pytest.fixture
-def check(spec, registry, format_checker):  # noqa: F811
+def check():
     """check(op, response): declared status, body valid against its schema (or the classic error shape)."""
 
     def _check(operation: str, response: httpx.Response) -> None:
         method, path = ROUTES[operation]
-        declared = spec["paths"][path][method.lower()]["responses"]
+        declared = load_spec()["paths"][path][method.lower()]["responses"]
         status = str(response.status_code)
         if response.status_code >= 400:
             assert status not in declared
-            _validate(CLASSIC_ERROR, response.json(), registry, format_checker)
+            validate(CLASSIC_ERROR, response.json())
             assert response.json()["status"] == response.status_code
             return
         assert status in declared, f"{operation} answered {status}; the spec declares {sorted(declared)}"
@@ -54,7 +46,7 @@ def check(spec, registry, format_checker):  # noqa: F811
             assert response.content == b""
             return
         schema = content["application/json"]["schema"]
-        _validate({"$ref": f"{SPEC_URI}{schema['$ref']}"}, response.json(), registry, format_checker)
+        validate({"$ref": f"{SPEC_URI}{schema['$ref']}"}, response.json())
 
     return _check
 
