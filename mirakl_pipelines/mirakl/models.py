@@ -20,10 +20,53 @@ class MiraklModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+class BreakdownPart(MiraklModel):
+    """One part of an amount with its own invoicing rules (only with Mirakl's advanced features)."""
+
+    amount: Optional[Decimal] = None
+    commissionable: Optional[bool] = None
+    debitable_from_customer: Optional[bool] = None
+    payable_to_shop: Optional[bool] = None
+
+
+class AmountBreakdown(MiraklModel):
+    parts: list[BreakdownPart] = Field(default_factory=list)
+
+
 class Tax(MiraklModel):
     code: Optional[str] = None
     amount: Optional[Decimal] = None
-    rate: Optional[Decimal] = None
+    rate: Optional[Decimal] = None  # a percentage (17.5), not a fraction
+    amount_breakdown: Optional[AmountBreakdown] = None
+    tax_calculation_rule: Optional[str] = None  # PROPORTIONAL_TO_AMOUNT | NONE
+
+
+class Fee(MiraklModel):
+    code: Optional[str] = None
+    amount: Optional[Decimal] = None
+
+
+class PromotionConfiguration(MiraklModel):
+    type: Optional[str] = None  # AMOUNT_OFF | FREE_ITEMS | PERCENTAGE_OFF | REDUCED_UNIT_PRICE
+    internal_description: Optional[str] = None
+    amount_off: Optional[Decimal] = None
+    percentage_off: Optional[Decimal] = None
+    free_items_quantity: Optional[int] = None
+    reduced_unit_price: Optional[Decimal] = None
+
+
+class Promotion(MiraklModel):
+    id: Optional[str] = None
+    deduced_amount: Optional[Decimal] = None  # this promotion's amount for this line
+    apportioned: Optional[bool] = None
+    offered_quantity: Optional[int] = None  # FREE_ITEMS only
+    promo_code: Optional[str] = None
+    configuration: Optional[PromotionConfiguration] = None
+
+
+class OrderPromotions(MiraklModel):
+    applied_promotions: list[Promotion] = Field(default_factory=list)
+    total_deduced_amount: Optional[Decimal] = None
 
 
 class CommissionTax(MiraklModel):
@@ -95,9 +138,15 @@ class Cancelation(MiraklModel):
     id: Optional[str] = None
     amount: Optional[Decimal] = None
     shipping_amount: Optional[Decimal] = None
-    quantity: Optional[int] = None
+    quantity: Optional[int] = None  # "informative only" (spec)
     reason_code: Optional[str] = None
     created_date: Optional[datetime] = None
+    commission_amount: Optional[Decimal] = None
+    commission_total_amount: Optional[Decimal] = None
+    commission_taxes: list[CommissionTax] = Field(default_factory=list)
+    fees: list[Fee] = Field(default_factory=list)
+    taxes: list[Tax] = Field(default_factory=list)
+    shipping_taxes: list[Tax] = Field(default_factory=list)
 
 
 class OrderLine(MiraklModel):
@@ -112,11 +161,17 @@ class OrderLine(MiraklModel):
     product_title: Optional[str] = None
     quantity: int = 0
     price_unit: Optional[Decimal] = None
-    price: Optional[Decimal] = None
+    origin_unit_price: Optional[Decimal] = None
+    price: Optional[Decimal] = None  # without shipping, after promotions
+    price_amount_breakdown: Optional[AmountBreakdown] = None
     shipping_price: Optional[Decimal] = None
-    total_price: Optional[Decimal] = None
+    shipping_price_amount_breakdown: Optional[AmountBreakdown] = None
+    total_price: Optional[Decimal] = None  # price + shipping + fees
+    fees: list[Fee] = Field(default_factory=list)
+    promotions: list[Promotion] = Field(default_factory=list)
     commission_fee: Optional[Decimal] = None
     commission_vat: Optional[Decimal] = None
+    commission_rate_vat: Optional[Decimal] = None
     total_commission: Optional[Decimal] = None
     commission_taxes: list[CommissionTax] = Field(default_factory=list)
     taxes: list[Tax] = Field(default_factory=list)
@@ -146,6 +201,7 @@ class MiraklOrder(MiraklModel):
     last_updated_date: Optional[datetime] = None
     acceptance_decision_date: Optional[datetime] = None
     customer_debited_date: Optional[datetime] = None
+    customer_directly_pays_seller: Optional[bool] = None
     shipping_deadline: Optional[datetime] = None
     leadtime_to_ship: Optional[int] = None
     can_cancel: Optional[bool] = None
@@ -158,6 +214,9 @@ class MiraklOrder(MiraklModel):
     order_additional_fields: list[AdditionalField] = Field(default_factory=list)
     payment_type: Optional[str] = None
     payment_workflow: Optional[str] = None
+    payment_duration: Optional[int] = None  # days, PAY_ON_DUE_DATE only
+    promotions: Optional[OrderPromotions] = None
+    transaction_number: Optional[str] = None
     price: Optional[Decimal] = None
     shipping_price: Optional[Decimal] = None
     total_price: Optional[Decimal] = None
@@ -165,6 +224,7 @@ class MiraklOrder(MiraklModel):
     shipping_type_code: Optional[str] = None
     shipping_type_label: Optional[str] = None
     shipping_zone_code: Optional[str] = None
+    shipping_zone_label: Optional[str] = None
     shipping_pudo_id: Optional[str] = None
     shipping_carrier_code: Optional[str] = None
     shipping_company: Optional[str] = None
