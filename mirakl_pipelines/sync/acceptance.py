@@ -1,8 +1,10 @@
 """Whether to accept a Mirakl order (OR21), and how urgent the decision is.
 
-OR21 must decide every line of the order in one call, so a decision covers all live lines. Stock is
-checked against Shopify's variants, minus the units earlier orders of the same batch already took:
-without that, ten orders for the last pair of shoes would all be accepted.
+OR21 must decide every line of the order in one call, so a decision covers every line not already
+refused or cancelled (a line whose units were all cancelled is refused). Stock is checked against
+Shopify's variants minus the units already promised: orders accepted earlier but not yet in Shopify
+(the ledger's reservations, any marketplace of the store) and earlier orders of the same batch.
+Without that, ten orders for the last pair of shoes would all be accepted.
 """
 
 from collections.abc import Mapping
@@ -13,7 +15,7 @@ from typing import Optional
 from mirakl_pipelines.config import AcceptanceConfig
 from mirakl_pipelines.mirakl.models import MiraklOrder, OrderLine
 from mirakl_pipelines.shopify.models import Variant
-from mirakl_pipelines.sync.eligibility import live_lines
+from mirakl_pipelines.sync.order_lines import is_dead, live_order_lines, live_quantity
 
 ACTIONS = ("accept", "refuse", "partial", "leave")
 URGENCY_WARN_ELAPSED = 0.5  # past half the window: warn
@@ -33,21 +35,25 @@ class AcceptanceDecision:
 
 def accept_all(order: MiraklOrder) -> AcceptanceDecision:
     """Accept every live line: for mode "after_import", once the Shopify order exists."""
-    return AcceptanceDecision("accept", {line.order_line_id: True for line in live_lines(order)}, None)
+    return AcceptanceDecision("accept", _undecided(order, {line.order_line_id: True for line in live_order_lines(order)}), None)
+
+
+def _undecided(order: MiraklOrder, decided: dict[str, bool]) -> dict[str, bool]:
+    """`decided` plus a refusal for every other line OR21 still needs a decision on (no unit left to ship)."""
+    return {line.order_line_id: decided.get(line.order_line_id, False) for line in order.order_lines if not is_dead(line)}
 
 
 def _shortfall(line: OrderLine, variant: Optional[Variant], needed: int, reserved: int) -> Optional[str]:
     """Why `line` cannot be served (None when it can). `needed` counts this line and earlier lines of the order."""
+    quantity = live_quantity(line)
     if not line.sku:
-        return f"line {line.order_line_id} has no SKU (×{line.quantity})"
+        return f"line {line.order_line_id} has no SKU (×{quantity})"
     if variant is None:
-        return f"{line.sku} ×{line.quantity}: unknown SKU in Shopify"
-    if line.quantity <= 0:
-        return f"{line.sku} ×{line.quantity}: invalid quantity on line {line.order_line_id}"
+        return f"{line.sku} ×{quantity}: unknown SKU in Shopify"
     if variant.can_serve(reserved + needed):
         return None
     available = variant.available or 0
-    return f"{line.sku} ×{line.quantity}: {available} available, {reserved + needed - line.quantity} already reserved"
+    return f"{line.sku} ×{quantity}: {available} available, {reserved + needed - quantity} already reserved"
 
 
 def decide_acceptance(
@@ -58,8 +64,8 @@ def decide_acceptance(
 ) -> AcceptanceDecision:
     """Decide OR21 for `order` under `cfg.mode`; `variants` is keyed by SKU.
 
-    `reserved` maps SKU -> units already promised to earlier orders of this batch; the units of the
-    lines this decision accepts are added to it.
+    `reserved` maps SKU -> units already promised (accepted orders not yet in Shopify, earlier orders of
+    this batch); the units of the lines this decision accepts are added to it.
     """
     if cfg.mode == "manual":
         return AcceptanceDecision("leave", {}, "manual acceptance")
@@ -67,7 +73,7 @@ def decide_acceptance(
         return AcceptanceDecision(
             "leave", {}, "acceptance after import: accept with accept_all() once the Shopify order exists"
         )
-    lines = live_lines(order)
+    lines = live_order_lines(order)
     if not lines:
         return AcceptanceDecision("leave", {}, f"order {order.order_id} has no line to decide")
     reserved = {} if reserved is None else reserved
@@ -76,7 +82,7 @@ def decide_acceptance(
     problems: list[str] = []
     for line in lines:
         sku = line.sku or ""
-        needed = needed_in_order.get(sku, 0) + line.quantity
+        needed = needed_in_order.get(sku, 0) + live_quantity(line)
         problem = _shortfall(line, variants.get(sku) if sku else None, needed, reserved.get(sku, 0))
         servable[line.order_line_id] = problem is None
         if problem is None:
@@ -93,7 +99,7 @@ def decide_acceptance(
         action, reason = "partial", "refused lines, cannot serve: " + "; ".join(problems)
     for sku, quantity in needed_in_order.items():
         reserved[sku] = reserved.get(sku, 0) + quantity
-    return AcceptanceDecision(action, servable, reason)
+    return AcceptanceDecision(action, _undecided(order, servable), reason)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder, OrderLine
+from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder
 from mirakl_pipelines.sync.carriers import CarrierChoice
-from mirakl_pipelines.sync.eligibility import live_lines
+from mirakl_pipelines.sync.order_lines import live_order_lines, live_quantity
 from mirakl_pipelines.shopify.models import Fulfilment, mirakl_line_id, parse_shopify_time, quantities_by_mirakl_line
 
 ACTIONS = ("ship", "wait", "done", "skip")
@@ -33,7 +33,7 @@ DEAD_ORDER_STATES = frozenset({"REFUSED", "CANCELED"})
 class LineProgress:
     order_line_id: str
     sku: Optional[str]
-    required: int  # ordered minus cancelled
+    required: int  # live units: ordered minus cancelled (order_lines.live_quantity)
     fulfilled: int
 
     @property
@@ -98,18 +98,11 @@ def latest_tracking(fulfilments: Iterable[Fulfilment]) -> Optional[Fulfilment]:
     return max(candidates, key=lambda f: (f.created_at, f.fulfilment_id), default=None)
 
 
-def required_quantity(line: OrderLine) -> int:
-    """Units of the line still to ship: ordered minus cancelled (OR30 partial cancellations)."""
-    cancelled = sum(c.quantity or 0 for c in line.cancelations)
-    return max(line.quantity - cancelled, 0)
-
-
 def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial_shipments: bool) -> ShipmentDecision:
     """Whether `order` ships now, given the quantities fulfilled in Shopify per Mirakl line id."""
     lines = tuple(
-        LineProgress(line.order_line_id, line.sku, required_quantity(line), fulfilled.get(line.order_line_id, 0))
-        for line in live_lines(order)
-        if required_quantity(line) > 0
+        LineProgress(line.order_line_id, line.sku, live_quantity(line), fulfilled.get(line.order_line_id, 0))
+        for line in live_order_lines(order)
     )
     known = {line.order_line_id for line in order.order_lines}
     unmatched = tuple(sorted(line_id for line_id, qty in fulfilled.items() if qty and line_id not in known))
@@ -194,5 +187,5 @@ class _Builder:
 
 __all__ = [
     "Fulfilment", "LineProgress", "fulfilment_from_webhook", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
-    "mirakl_line_id", "required_quantity", "tracking_differs", "tracking_payload",
+    "mirakl_line_id", "tracking_differs", "tracking_payload",
 ]

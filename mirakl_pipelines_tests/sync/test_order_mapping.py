@@ -105,13 +105,26 @@ def test_tax_included_order_maps_every_field():
     (transaction,) = o["transactions"]
     assert (transaction["kind"], transaction["status"], transaction["gateway"]) == ("SALE", "SUCCESS", "mirakl")
     assert money(transaction["amountSet"]) == D("224.70")  # taxes are inside the Mirakl total
-    assert o["metafields"] == [{"namespace": "mirakl", "key": "commission", "type": "number_decimal", "value": "26.37"}]
+    assert transaction["processedAt"] == "2026-03-14T10:02:11Z"  # when Mirakl debited the customer
+    assert (request.paid, request.total) == (True, D("224.70"))
+    fields = {m["key"]: m for m in o["metafields"]}
+    assert fields["commission"] == {"namespace": "mirakl", "key": "commission", "type": "number_decimal", "value": "26.37"}
+    assert json.loads(fields["commission_lines"]["value"]) == [
+        {"order_line_id": "Order_00010-A-1", "commission_fee": "0", "commission_vat": "0", "commission_vat_rate": None,
+         "total_commission": "21.58"},
+        {"order_line_id": "Order_00010-A-2", "commission_fee": "0", "commission_vat": "0", "commission_vat_rate": None,
+         "total_commission": "4.79"},
+    ]
+    assert fields["shipping_zone_code"]["value"] == "FR-METRO"
+    assert fields["shipping_type_code"]["value"] == "STD"
+    assert "discountCode" not in o  # no promotion
     assert attributes(request) == {
         "marketplace": "decathlon_fr",
         "mirakl_order_id": "Order_00010-A",
         "commercial_id": "Order_00010",
         "channel": "FR",
         "shipping_deadline": "2026-03-17T23:59:59Z",
+        "shipping_zone_code": "FR-METRO",
     }
     assert "Code porte 4721" in o["note"]
     assert request.options == {
@@ -246,13 +259,27 @@ def test_billing_address_falls_back_to_the_shipping_address_when_incomplete():
 
 
 def test_unpaid_order_imported_before_debit_is_pending_without_transaction():
-    o = build(order_state="WAITING_ACCEPTANCE", customer_debited_date=None).order
-    assert o["financialStatus"] == "PENDING"
-    assert "transactions" not in o
+    request = build(order_state="WAITING_ACCEPTANCE", customer_debited_date=None)
+    assert request.order["financialStatus"] == "PENDING"
+    assert "transactions" not in request.order
+    assert request.paid is False and request.total == D("224.70")
 
 
-def test_order_without_commission_has_no_metafield():
-    assert "metafields" not in build(total_commission=None).order
+@pytest.mark.parametrize("workflow", ["PAY_ON_DELIVERY", "PAY_ON_DUE_DATE", "NO_CUSTOMER_PAYMENT_CONFIRMATION",
+                                      "PAY_ON_ACCEPTANCE"])
+def test_an_order_cleared_to_ship_but_not_debited_is_pending(workflow):
+    request = build(customer_debited_date=None, payment_workflow=workflow)
+    assert request.order["financialStatus"] == "PENDING" and "transactions" not in request.order
+    assert "Payment pending:" in request.order["note"]
+    assert attributes(request)["payment_workflow"] == workflow
+
+
+def test_order_without_commission_has_no_commission_metafield():
+    data = tax_included_order()
+    for line in data["order_lines"]:
+        line["total_commission"] = None
+    keys = {m["key"] for m in build(data, total_commission=None).order["metafields"]}
+    assert "commission" not in keys and "commission_lines" not in keys
 
 
 def test_refused_lines_are_not_imported():
@@ -315,8 +342,9 @@ def test_unknown_skus_are_all_listed():
     data = tax_included_order()
     data["order_lines"].append(
         {"order_line_id": "Order_00010-A-3", "offer_sku": "GHOST-2", "quantity": 3, "price_unit": D("1"),
-         "shipping_price": D("0")}
+         "price": D("3"), "shipping_price": D("0")}
     )
+    data["price"] = D("222.75")
     data["total_price"] = D("227.70")
     error = _error(data, vs={k: v for k, v in variants().items() if k != "LUM-HEAD-400"})
     assert error.kind == "unknown_sku"
@@ -365,7 +393,8 @@ def test_currency_case_is_ignored():
     [
         ({"total_price": D("224.71")}, "224.70 but Mirakl total_price is 224.71"),
         ({"total_price": D("200")}, "= 224.70"),
-        ({"shipping_price": D("5.95")}, "shipping (5.95)"),
+        ({"shipping_price": D("5.95")}, "order shipping_price 5.95 is not the sum of its lines' shipping prices (4.95"),
+        ({"price": D("219.70")}, "order price 219.70 is not the sum of its lines' prices (219.75"),
         ({"total_price": None}, "total_price is missing"),
     ],
 )
@@ -382,8 +411,8 @@ def test_total_matching_to_the_cent_is_accepted():
 @pytest.mark.parametrize(
     ("line_changes", "expected"),
     [
-        ({"quantity": 0}, "line Order_00010-A-1 has quantity 0"),
-        ({"price_unit": None}, "line Order_00010-A-1 has unit price None"),
+        ({"quantity": 0}, "line Order_00010-A-1: quantity is 0"),
+        ({"price": None}, "line Order_00010-A-1: price is missing"),
         ({"offer_sku": None, "product_shop_sku": None}, "line Order_00010-A-1 has no offer SKU"),
     ],
 )
@@ -412,3 +441,122 @@ def test_malformed_orders(changes, expected):
 def test_mapping_error_kinds_are_closed():
     with pytest.raises(ValueError, match="unknown MappingError kind"):
         MappingError("X", "oops", "reason")
+
+
+# -- the spec's variety: promotions, rounding, fees, cancellations, liability ------------------------
+
+
+def _shopify_total(o):
+    """What Shopify totals for these inputs (subtotal − discount + shipping, + taxes when not included)."""
+    subtotal = sum(money(i["priceSet"]) * i["quantity"] for i in o["lineItems"])
+    discount = money(o["discountCode"]["itemFixedDiscountCode"]["amountSet"]) if "discountCode" in o else D(0)
+    shipping = sum(money(s["priceSet"]) for s in o["shippingLines"])
+    taxes = sum(money(t["priceSet"]) for x in [*o["lineItems"], *o["shippingLines"]] for t in x.get("taxLines", []))
+    return subtotal - discount + shipping + (D(0) if o["taxesIncluded"] else taxes)
+
+
+def _promoted_order():
+    data = tax_included_order()
+    trail = data["order_lines"][0]
+    trail["promotions"] = [{"id": "SPRING", "promo_code": "SPRING10", "deduced_amount": D("17.98"), "apportioned": False,
+                            "configuration": {"type": "PERCENTAGE_OFF", "percentage_off": D("10"),
+                                              "internal_description": "spring sale"}}]
+    trail.update(price=D("161.82"), total_price=D("166.77"))
+    data.update(price=D("201.77"), total_price=D("206.72"))
+    return data
+
+
+def test_promotions_show_list_prices_and_one_discount_code():
+    request = build(_promoted_order())
+    o = request.order
+    trail = o["lineItems"][0]
+    assert (trail["quantity"], money(trail["priceSet"])) == (2, D("89.90"))  # before the promotion
+    code = o["discountCode"]["itemFixedDiscountCode"]
+    assert code["code"] == "SPRING10" and money(code["amountSet"]) == D("17.98")
+    assert request.total == money(o["transactions"][0]["amountSet"]) == _shopify_total(o) == D("206.72")
+    assert "PERCENTAGE_OFF 10 % (SPRING10) −17.98" in o["note"]
+
+
+def test_free_items_promotion():
+    data = tax_included_order()
+    lamp = data["order_lines"][1]
+    lamp.update(quantity=3, price=D("79.90"), total_price=D("79.90"), promotions=[{
+        "id": "3FOR2", "deduced_amount": D("39.95"), "apportioned": False, "offered_quantity": 1,
+        "configuration": {"type": "FREE_ITEMS", "free_items_quantity": 1, "internal_description": "3 for 2"}}])
+    data.update(price=D("259.70"), total_price=D("264.65"))
+    o = build(data).order
+    assert (o["lineItems"][1]["quantity"], money(o["lineItems"][1]["priceSet"])) == (3, D("39.95"))
+    assert _shopify_total(o) == D("264.65")
+
+
+def test_a_price_that_does_not_divide_is_split_to_the_cent():
+    data = tax_excluded_order()
+    lamp = data["order_lines"][1]
+    lamp.update(quantity=3, price_unit=D("3.33"), price=D("10.00"), total_price=D("10.00"),
+                taxes=[{"code": "TVA", "amount": D("2.00"), "rate": D("20")}])
+    data.update(price=D("159.84"), total_price=D("163.97"))
+    o = build(data).order
+    parts = [i for i in o["lineItems"] if i["sku"] == "LUM-HEAD-400"]
+    assert [(i["quantity"], money(i["priceSet"])) for i in parts] == [(2, D("3.33")), (1, D("3.34"))]
+    assert all(i["properties"] == [{"name": LINE_ID_PROPERTY, "value": "Order_00010-A-2"}] for i in parts)
+    assert sum(money(t["priceSet"]) for i in parts for t in i["taxLines"]) == D("2.00")
+    assert _shopify_total(o) == D("163.97") + D("29.97") + D("2.00") + D("0.83")
+
+
+def test_fees_are_custom_lines_that_ship_nothing():
+    data = tax_included_order()
+    trail = data["order_lines"][0]
+    trail["fees"] = [{"code": "CARD_FEE", "amount": D("0.65")}]
+    trail["total_price"] = D("185.40")
+    data["total_price"] = D("225.35")
+    o = build(data).order
+    (fee,) = [i for i in o["lineItems"] if "variantId" not in i]
+    assert fee["title"] == "Marketplace fee CARD_FEE" and money(fee["priceSet"]) == D("0.65")
+    assert (fee["requiresShipping"], fee["taxable"]) == (False, False)
+    assert LINE_ID_PROPERTY not in {p["name"] for p in fee["properties"]}
+    assert _shopify_total(o) == D("225.35")
+
+
+def test_fees_missing_from_mirakls_total_are_named():
+    data = tax_included_order()
+    data["order_lines"][0]["fees"] = [{"code": "CARD_FEE", "amount": D("0.65")}]
+    error = _error(data)
+    assert "line Order_00010-A-1: total_price 184.75 ≠ price 179.80 + shipping 4.95 + fees 0.65" in error.reason
+
+
+def test_partly_cancelled_line_imports_the_units_left():
+    data = tax_included_order()
+    data["order_lines"][0]["cancelations"] = [{
+        "id": "C1", "quantity": 1, "amount": D("89.90"), "shipping_amount": D("0"), "created_date": "2026-03-14T10:00:00Z",
+        "commission_amount": D("0"), "commission_total_amount": D("0"), "commission_taxes": [],
+        "taxes": [{"code": "TVA", "amount": D("14.98")}]}]
+    request = build(data)
+    trail = request.order["lineItems"][0]
+    assert (trail["quantity"], money(trail["priceSet"])) == (1, D("89.90"))
+    assert money(trail["taxLines"][0]["priceSet"]) == D("14.99")
+    assert request.total == _shopify_total(request.order) == D("224.70") - D("89.90")
+    assert "1 of 2 units canceled" in request.order["note"]
+
+
+def test_marketplace_collected_taxes_are_channel_liable():
+    data = tax_excluded_order()
+    data["order_lines"][0]["taxes"] = [{"code": "OSS_VAT", "amount": D("29.97"), "rate": D("20"), "amount_breakdown": {
+        "parts": [{"amount": D("29.97"), "payable_to_shop": False, "debitable_from_customer": True}]}}]
+    tax = build(data).order["lineItems"][0]["taxLines"][0]
+    assert tax["channelLiable"] is True and money(tax["priceSet"]) == D("29.97")
+
+
+def test_relay_point_and_zone_are_metafields_for_the_warehouse():
+    o = build(shipping_pudo_id="PUDO-FR-004512", shipping_zone_code="FR-CORSE").order
+    fields = {m["key"]: m["value"] for m in o["metafields"]}
+    assert fields["shipping_pudo_id"] == "PUDO-FR-004512" and fields["shipping_zone_code"] == "FR-CORSE"
+
+
+def test_an_address_hidden_until_acceptance_may_follow():
+    data = tax_included_order()
+    data["customer"]["shipping_address"] = None
+    data["customer"]["billing_address"] = None
+    request = build_order_create(order(data, order_state="WAITING_ACCEPTANCE", customer_debited_date=None), variants(),
+                                 marketplace(), store(), allow_missing_address=True)
+    assert "shippingAddress" not in request.order and "billingAddress" not in request.order
+    assert "hidden by the marketplace until the order is accepted" in request.order["note"]
