@@ -1,7 +1,7 @@
 """Order links: one row per (marketplace, Mirakl order) with its import and acceptance state."""
 
-from datetime import datetime
-from typing import Iterable
+from datetime import date, datetime
+from typing import Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -12,8 +12,12 @@ from mirakl_pipelines.ledger.records import (
     ACCEPTANCE_STATES,
     IMPORT_STATES,
     WAITING_ACCEPTANCE,
+    ADDRESS_STATES,
+    PAYMENT_STATES,
+    OrderLineRecord,
     OrderLink,
 )
+from mirakl_pipelines.ledger.order_lines import set_imported_quantities, write_lines
 from mirakl_pipelines.ledger.tables import order_links as t
 from mirakl_pipelines.ledger.timestamps import UtcDateTime, require_aware
 
@@ -39,11 +43,16 @@ class OrderLinks(LedgerBase):
         eligible: bool,
         skip_reason: str | None,
         now: datetime,
+        snapshot_day: date | None = None,
+        mirakl_paid: bool | None = None,
+        mirakl_has_address: bool | None = None,
+        lines: Sequence[OrderLineRecord] = (),
     ) -> OrderLink:
-        """Record what Mirakl says about an order; keeps import/acceptance outcomes already recorded.
+        """Record what Mirakl says about an order (and its lines); keeps import/acceptance outcomes already recorded.
 
         A snapshot older than the stored one (``updated_at`` earlier) changes nothing, so
-        overlapping look-back windows cannot roll an order back.
+        overlapping look-back windows cannot roll an order back. `snapshot_day` is the partition
+        whose raw file holds this snapshot.
         """
         record = _record(marketplace, mirakl_order_id)
         require_text(marketplace, "marketplace", record)
@@ -72,6 +81,9 @@ class OrderLinks(LedgerBase):
             first_seen_at=now,
             eligible_since=now if eligible else None,
             updated_at=now,
+            snapshot_day=snapshot_day,
+            mirakl_paid=mirakl_paid,
+            mirakl_has_address=mirakl_has_address,
         )
         new = stmt.excluded
         if eligible:
@@ -103,12 +115,17 @@ class OrderLinks(LedgerBase):
                 "acceptance_deadline": new.acceptance_deadline,
                 "eligible_since": eligible_since,
                 "updated_at": new.updated_at,
+                "snapshot_day": sa.func.coalesce(new.snapshot_day, t.c.snapshot_day),
+                "mirakl_paid": new.mirakl_paid,
+                "mirakl_has_address": new.mirakl_has_address,
             },
             where=not_older,
         )
         with self._write() as conn:
             conn.execute(stmt)
             row = conn.execute(sa.select(t).where(*_key(marketplace, mirakl_order_id))).mappings().one()
+            if row["mirakl_updated_at"] == updated_at:  # this snapshot is the one kept: its lines too
+                write_lines(conn, self._upsert, marketplace, mirakl_order_id, lines, now)
         return OrderLink.from_row(row)
 
     def get_order_links(self, marketplace: str, ids: Iterable[str]) -> dict[str, OrderLink]:
@@ -132,13 +149,20 @@ class OrderLinks(LedgerBase):
         shopify_order_name: str | None,
         shopify_legacy_id: str | None,
         now: datetime,
+        payment_state: str | None = None,
+        address_state: str | None = None,
+        imported_quantities: Mapping[str, int] | None = None,
     ) -> None:
+        """The order now exists in Shopify: how it was booked (paid or pending, with or without its address)
+        and how many units of each Mirakl line it holds."""
         record = _record(marketplace, mirakl_order_id)
         require_text(shopify_order_id, "shopify_order_id", record)
         now = require_aware(now, "now", record, optional=False)
-        self._update_link(
-            marketplace,
-            mirakl_order_id,
+        if payment_state is not None and payment_state not in PAYMENT_STATES:
+            raise InvalidLedgerInput(f"{record}: payment_state {payment_state!r} is not one of {list(PAYMENT_STATES)}")
+        if address_state is not None and address_state not in ADDRESS_STATES:
+            raise InvalidLedgerInput(f"{record}: address_state {address_state!r} is not one of {list(ADDRESS_STATES)}")
+        values = dict(
             import_state="imported",
             shopify_order_id=shopify_order_id,
             shopify_order_name=shopify_order_name,
@@ -146,6 +170,15 @@ class OrderLinks(LedgerBase):
             imported_at=sa.func.coalesce(t.c.imported_at, sa.literal(now, UtcDateTime)),
             updated_at=now,
         )
+        if payment_state is not None:
+            values["payment_state"] = payment_state
+        if address_state is not None:
+            values["address_state"] = address_state
+        with self._write() as conn:
+            result = conn.execute(sa.update(t).where(*_key(marketplace, mirakl_order_id)).values(**values))
+            if result.rowcount == 0:
+                raise UnknownOrderLink(marketplace, mirakl_order_id)
+            set_imported_quantities(conn, marketplace, mirakl_order_id, imported_quantities or {}, now)
 
     def record_import_failure(self, marketplace: str, mirakl_order_id: str, *, now: datetime) -> None:
         """Mark the import failed (to be retried); an order already imported stays imported."""

@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Mapping
@@ -36,10 +36,52 @@ class OrderLink:
     imported_at: datetime | None
     accepted_at: datetime | None
     updated_at: datetime
+    snapshot_day: date | None = None
+    mirakl_paid: bool | None = None
+    mirakl_has_address: bool | None = None
+    payment_state: str | None = None  # Shopify: paid | pending
+    address_state: str | None = None  # Shopify: complete | missing
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "OrderLink":
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+PAYMENT_STATES = ("paid", "pending")
+ADDRESS_STATES = ("complete", "missing")
+LINE_DECISIONS = ("accepted", "refused")
+
+
+@dataclass(frozen=True)
+class OrderLineRecord:
+    """One Mirakl order line as the latest snapshot states it (amounts None when they cannot be read)."""
+
+    order_line_id: str
+    sku: str | None
+    line_state: str | None
+    ordered_quantity: int
+    cancelled_quantity: int
+    live_quantity: int
+    price: Decimal | None = None
+    shipping: Decimal | None = None
+    fees: Decimal | None = None
+    commission_fee: Decimal | None = None
+    commission_vat: Decimal | None = None
+    commission_vat_rate: Decimal | None = None
+    total_commission: Decimal | None = None
+    # Kept by the ledger across snapshots:
+    decision: str | None = None
+    imported_quantity: int | None = None
+    held_quantity: int = 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "OrderLineRecord":
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def to_hold(self) -> int:
+        """Units cancelled after import not yet handled in Shopify."""
+        return max((self.imported_quantity or 0) - self.live_quantity - self.held_quantity, 0)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from mirakl_pipelines.ledger.engine import create_ledger_engine
 from mirakl_pipelines.ledger.exception_queue import ExceptionQueue
 from mirakl_pipelines.ledger.fulfilments import FulfilmentPushes
 from mirakl_pipelines.ledger.inbox import WebhookInbox
+from mirakl_pipelines.ledger.order_lines import OrderLineBook
 from mirakl_pipelines.ledger.orders import OrderLinks
 from mirakl_pipelines.ledger.records import ExceptionRecord, OrderLink
 from mirakl_pipelines.ledger.schema import ensure_schema
@@ -17,8 +18,9 @@ from mirakl_pipelines.ledger.watermarks import Watermarks
 __all__ = ["ExceptionRecord", "Ledger", "OrderLink"]
 
 
-class Ledger(OrderLinks, ExceptionQueue, Watermarks, CallBudgetSlots, WebhookInbox, FulfilmentPushes):
-    """Order links, exception queue, sync watermarks, call budget, webhook inbox and fulfilment pushes in one database.
+class Ledger(OrderLinks, OrderLineBook, ExceptionQueue, Watermarks, CallBudgetSlots, WebhookInbox, FulfilmentPushes):
+    """Order links and lines, exception queue, sync watermarks, call budget, webhook inbox and fulfilment pushes in
+    one database.
 
     Thread-safe and safe for several processes at once; every method is one short transaction.
     """

@@ -7,6 +7,7 @@ server_default so that ``schema.ensure_schema`` can add them to existing databas
 
 import sqlalchemy as sa
 
+from mirakl_pipelines.ledger.money import Money
 from mirakl_pipelines.ledger.timestamps import UtcDateTime
 
 metadata = sa.MetaData(
@@ -49,10 +50,47 @@ order_links = sa.Table(
     sa.Column("imported_at", UtcDateTime),
     sa.Column("accepted_at", UtcDateTime),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The partition day whose raw file holds the latest snapshot seen (a refresh may fetch the previous day's tail).
+    sa.Column("snapshot_day", sa.Date),
+    # What the latest snapshot says, and what the Shopify order shows, so follow-ups are found without parsing:
+    # a debit to mark paid, an address to complete.
+    sa.Column("mirakl_paid", sa.Boolean),
+    sa.Column("mirakl_has_address", sa.Boolean),
+    sa.Column("payment_state", sa.String(16)),  # Shopify: paid | pending
+    sa.Column("address_state", sa.String(16)),  # Shopify: complete | missing (imported before Mirakl showed it)
     sa.Index(None, "marketplace", "import_state", "eligible_since"),
     sa.Index(None, "marketplace", "mirakl_state", "acceptance_state"),
     # Webhooks arrive with the Shopify id and must find the Mirakl order.
     sa.Index(None, "shopify_order_id"),
+)
+
+# One row per Mirakl order line, from the latest snapshot seen: its live units and amounts (order_lines.py), the
+# acceptance decision sent, the units imported into Shopify and the cancelled units handled there since.
+# Acceptance reserves stock from it, the payouts reconciliation reads the commission of every line kept.
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("mirakl_order_id", sa.String(128), primary_key=True),
+    sa.Column("order_line_id", sa.String(160), primary_key=True),
+    sa.Column("sku", sa.String(255)),
+    sa.Column("line_state", sa.String(64)),
+    sa.Column("ordered_quantity", sa.Integer, nullable=False),
+    sa.Column("cancelled_quantity", sa.Integer, nullable=False),
+    sa.Column("live_quantity", sa.Integer, nullable=False),
+    sa.Column("price", Money),  # None when the line's amounts cannot be read (the import says why)
+    sa.Column("shipping", Money),
+    sa.Column("fees", Money),
+    sa.Column("commission_fee", Money),
+    sa.Column("commission_vat", Money),
+    sa.Column("commission_vat_rate", Money),
+    sa.Column("total_commission", Money),
+    sa.Column("decision", sa.String(16)),  # accepted | refused (OR21 as sent)
+    sa.Column("imported_quantity", sa.Integer),  # units created in Shopify
+    # Units cancelled after import and handled in Shopify (fulfilment held, or reported as already shipped).
+    sa.Column("held_quantity", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "sku"),
 )
 
 # Things a person must act on. At most one OPEN row per (marketplace, kind, record); resolved rows stay as history.

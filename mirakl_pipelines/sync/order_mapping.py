@@ -17,7 +17,6 @@ Money, from the live lines (order_lines.py: after promotions and cancellations, 
 """
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import pycountry
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.mirakl.models import Address, MiraklOrder, OrderLine, Promotion, Tax
 from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Variant
+from mirakl_pipelines.sync.addresses import province_code, shopify_phone
 from mirakl_pipelines.sync.eligibility import is_complete_address
 from mirakl_pipelines.sync.order_lines import (
     CENT, ZERO, LineAmountError, LiveLine, TaxAmount, is_dead, live_lines, split_in_cents,
@@ -41,13 +41,6 @@ RATE_PLACES = Decimal("0.000001")
 # Property of a fee line item: the Mirakl line the fee belongs to (not LINE_ID_PROPERTY: a fee ships nothing).
 FEE_OF_PROPERTY = "_mirakl_fee_of_line"
 DISCOUNT_CODE_MAX = 255
-# E.164: "+", country code, up to 15 digits in all. Separators are tolerated and stripped.
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_PHONE_SEPARATORS = re.compile(r"[\s.\-()/]")
-# Countries whose Shopify addresses carry a province (zone) code; elsewhere the Mirakl state is kept
-# in the note only, as Shopify has no zone to put it in (list inferred from Shopify's checkout zones).
-PROVINCE_COUNTRIES = frozenset({"AE", "AR", "AU", "BR", "CA", "CL", "CN", "CO", "ES", "ID", "IE", "IN", "IT", "JP",
-                                "KR", "MX", "MY", "NZ", "PE", "PH", "PT", "RO", "TH", "US"})
 
 
 class MappingError(Exception):
@@ -141,28 +134,6 @@ def _tax_total(tax_lines: Iterable[dict]) -> Decimal:
 # -- addresses ---------------------------------------------------------------------------------------
 
 
-def _e164(phone: Optional[str]) -> Optional[str]:
-    if not phone:
-        return None
-    compact = _PHONE_SEPARATORS.sub("", phone)
-    if compact.startswith("00"):
-        compact = "+" + compact[2:]
-    return compact if _E164.match(compact) else None
-
-
-def _province_code(state: Optional[str], alpha2: str) -> Optional[str]:
-    """Shopify wants the subdivision code ("CA" for California); Mirakl sends a code or a name."""
-    if not state or not state.strip() or alpha2 not in PROVINCE_COUNTRIES:
-        return None
-    state = state.strip()
-    subdivisions = pycountry.subdivisions.get(country_code=alpha2) or []
-    for subdivision in subdivisions:
-        suffix = subdivision.code.split("-", 1)[1]
-        if state.upper() in (suffix, subdivision.code) or state.casefold() == subdivision.name.casefold():
-            return suffix
-    return None
-
-
 class _Notes:
     """Facts Shopify has no field for: kept as custom attributes and as lines of the order note."""
 
@@ -194,16 +165,16 @@ def _address(
         "address2": address.street_2,
         "city": address.city,
         "zip": address.zip_code,
-        "provinceCode": _province_code(address.state, alpha2),
+        "provinceCode": province_code(address.state, alpha2),
         "countryCode": alpha2,
     }
     if address.state and mapped["provinceCode"] is None:
         notes.note(f"{role.capitalize()} address state/province: {address.state}")
-    phone = _e164(address.phone) or _e164(address.phone_secondary)
+    phone = shopify_phone(address.phone, alpha2) or shopify_phone(address.phone_secondary, alpha2)
     if phone:
         mapped["phone"] = phone
     elif address.phone or address.phone_secondary:
-        # Shopify rejects phones that are not E.164; the carrier still needs the number.
+        # Shopify takes only E.164 phones (a number that is not valid is not made one); the carrier still needs it.
         raw = address.phone or address.phone_secondary
         notes.attribute(f"{role}_phone", raw)
         notes.note(f"{role.capitalize()} phone: {raw}")

@@ -220,13 +220,15 @@ def test_non_ascii_names_are_kept_as_is():
     [
         ("+33 6 12 34 56 78", None, "+33612345678", None),
         ("0033 (6) 12.34.56.78", None, "+33612345678", None),
-        ("06 12 34 56 78", None, None, "06 12 34 56 78"),  # national format: not E.164, kept for the carrier
-        ("06 12 34 56 78", "+33 4 78 00 00 00", "+33478000000", None),
+        ("06 12 34 56 78", None, "+33612345678", None),  # national format, read with the address's country (FR)
+        ("12 34", "+33 4 78 00 00 00", "+33478000000", None),
+        ("12 34", None, None, "12 34"),  # not a valid number: kept as typed for the carrier
+        ("+44 (0)20 7946 0958", None, "+442079460958", None),  # the "(0)" is dropped, not dialled
         (None, None, None, None),
         ("", None, None, None),
     ],
 )
-def test_phone_only_when_e164_else_kept_in_note_and_attribute(phone, secondary, expected, kept_aside):
+def test_phone_as_e164_else_kept_in_note_and_attribute(phone, secondary, expected, kept_aside):
     request = build(with_address(phone=phone, phone_secondary=secondary))
     assert request.order["shippingAddress"].get("phone") == expected
     assert attributes(request).get("shipping_phone") == kept_aside
@@ -240,6 +242,10 @@ def test_phone_only_when_e164_else_kept_in_note_and_attribute(phone, secondary, 
         ("USA", "NY", "NY", False),
         ("CAN", "ON", "ON", False),
         ("ESP", "Madrid", "M", False),
+        ("CAN", "Quebec", "QC", False),
+        ("JPN", "Tokyo", "JP-13", False),
+        ("ITA", "Milano", "MI", False),
+        ("ITA", "Lombardia", None, True),  # a region: Shopify's Italian zones are provinces
         ("USA", "Atlantis", None, True),
         ("FRA", "Rhône", None, True),  # Shopify has no provinces for France: kept in the note only
         ("FRA", None, None, False),
