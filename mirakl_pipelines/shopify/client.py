@@ -7,7 +7,9 @@ Every request names an operation from `operations/` (one .graphql document each)
 - 5xx, timeouts, dropped connections: queries and `@idempotent` mutations are resent with exponential
   backoff + jitter (tenacity), at most `max_retries` times. A non-idempotent mutation is resent only
   when the request provably never left (connect errors); otherwise the outcome is unknown and
-  `ShopifyAmbiguousWrite` is raised. `create_order` resolves that case itself (see there).
+  `ShopifyAmbiguousWrite` is raised. `create_order` resolves that case itself (see there). The
+  mutations in RESEND_SAFE_MUTATIONS are resent like queries: Shopify itself makes a second one
+  harmless (each entry says how), and their methods read the "already done" answer as success.
 - 401/403 and ACCESS_DENIED → ShopifyAuthError; other top-level errors → ShopifyGraphQLError;
   a mutation's non-empty `userErrors` (or `<x>UserErrors`) → ShopifyUserError.
 
@@ -31,6 +33,7 @@ from mirakl_pipelines.shopify.errors import (
     ShopifyAuthError,
     ShopifyError,
     ShopifyGraphQLError,
+    ShopifyNotFound,
     ShopifyServerError,
     ShopifyThrottled,
     ShopifyUserError,
@@ -38,8 +41,15 @@ from mirakl_pipelines.shopify.errors import (
 )
 from mirakl_pipelines.shopify.models import (
     Fulfilment,
+    FulfilmentHold,
+    FulfilmentHoldResult,
+    FulfilmentOrder,
+    FulfilmentOrderLine,
+    OrderFulfilmentState,
+    OrderPayment,
     ShopifyOrderRef,
     Variant,
+    mirakl_line_id,
     parse_shopify_time,
     quantities_by_mirakl_line,
 )
@@ -52,6 +62,17 @@ USER_AGENT = "mirakl-pipelines/0.1 (+https://github.com/mirakl-pipelines)"
 VARIANT_BATCH_SIZE = 50  # SKUs per productVariants search (`sku:"A" OR sku:"B" …`)
 PAGE_SIZE_LIMIT = 250  # Shopify's maximum `first`
 BACKOFF_MAX_SECONDS = 30.0
+FULFILMENT_ORDER_PAGE_SIZE = 20  # a Mirakl order has one to a few; splits by holds add one each
+HOLD_HANDLE_MAX_LENGTH = 64  # FulfillmentOrderHoldInput.handle: "This field cannot exceed 64 characters."
+
+# Mutations without @idempotent whose resend after an unknown outcome cannot do anything twice, and why.
+RESEND_SAFE_MUTATIONS = {
+    "OrderUpdate": "it sets fields to the values given: applied twice, the order ends the same",
+    "OrderMarkAsPaid": "Shopify refuses a second payment once nothing is outstanding ('Order cannot be marked as paid.')",
+    "FulfillmentOrderHold": "a handle is unique per app and fulfilment order: a second hold is refused "
+                            "(DUPLICATE_FULFILLMENT_HOLD_HANDLE, or FULFILLMENT_ORDER_NOT_SPLITTABLE for line items)",
+    "FulfillmentOrderReleaseHold": "released holds are gone: naming them again releases nothing more",
+}
 
 
 class _Transient(Exception):
@@ -183,14 +204,18 @@ class ShopifyClient:
                 continue
             return self._data_or_raise(info, payload)
 
-    def paginate(self, operation: str, variables: dict, connection_path: Sequence[str]) -> Iterator[dict]:
+    def paginate(self, operation: str, variables: dict, connection_path: Sequence[str],
+                 on_page: Optional[Callable[[dict], None]] = None) -> Iterator[dict]:
         """Yield every node of the connection at `connection_path` in `data`, following pageInfo.endCursor.
 
         The operation must declare `$after: String` and select `pageInfo { hasNextPage endCursor }`.
+        `on_page` sees each page's whole `data` (for fields beside the connection).
         """
         after: Optional[str] = None
         while True:
             data = self.execute(operation, {**variables, "after": after})
+            if on_page is not None:
+                on_page(data)
             connection: Any = data
             for key in connection_path:
                 connection = (connection or {}).get(key)
@@ -210,12 +235,13 @@ class ShopifyClient:
             after = cursor
 
     def _post_with_retries(self, info: OperationInfo, body: bytes) -> dict:
+        resend_safe = info.safe_to_resend or info.name in RESEND_SAFE_MUTATIONS
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=tenacity.wait_exponential_jitter(initial=self.backoff_base, max=BACKOFF_MAX_SECONDS,
                                                   jitter=self.backoff_base),
             retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, _Transient) and (info.safe_to_resend or not e.ambiguous)),
+                lambda e: isinstance(e, _Transient) and (resend_safe or not e.ambiguous)),
             sleep=self._sleep,
             before_sleep=lambda state: log.warning(
                 "Shopify %s attempt %d failed (%s); retrying", info.name, state.attempt_number,
@@ -225,7 +251,7 @@ class ShopifyClient:
         try:
             return retrying(self._post_once, info, body)
         except _Transient as failure:
-            if failure.ambiguous and not info.safe_to_resend:
+            if failure.ambiguous and not resend_safe:
                 raise ShopifyAmbiguousWrite(
                     info.name, f"outcome unknown, not resent (non-idempotent mutation): {failure.error.message}"
                 ) from None
@@ -407,6 +433,132 @@ class ShopifyClient:
             raise still_absent.error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    # ------------------------------------------------------------------ payment, fulfilment orders, holds, addresses
+
+    def mark_order_paid(self, order_id: str) -> OrderPayment:
+        """orderMarkAsPaid: record the order's outstanding amount as paid (Shopify's manual payment), at most once.
+
+        Returns `newly_paid=True` when this call recorded the payment, `newly_paid=False` when Shopify had
+        nothing outstanding (it answers "Order cannot be marked as paid." with the order): an order already
+        paid is not an error. Resent when its fate is unknown (RESEND_SAFE_MUTATIONS): if the lost attempt
+        went through, the resend finds nothing outstanding and the answer is `newly_paid=False`.
+        Raises ShopifyUserError for any other refusal (an unknown order; money outstanding but refused),
+        ShopifyError subclasses for the rest.
+        """
+        try:
+            data = self.execute("OrderMarkAsPaid", {"input": {"id": order_id}})
+        except ShopifyUserError as refused:
+            order = (refused.data or {}).get("order")
+            if order and _shop_amount("OrderMarkAsPaid", order.get("totalOutstandingSet")) == 0:
+                return OrderPayment(order["id"], newly_paid=False, financial_status=order.get("displayFinancialStatus"))
+            raise
+        order = data["orderMarkAsPaid"].get("order")
+        if not order:
+            raise ShopifyServerError("OrderMarkAsPaid", "orderMarkAsPaid returned neither an order nor userErrors")
+        return OrderPayment(order["id"], newly_paid=True, financial_status=order.get("displayFinancialStatus"))
+
+    def order_fulfilment_state(self, order_id: str) -> OrderFulfilmentState:
+        """The order's financial status, outstanding amount and every fulfilment order (ShopifyNotFound if no such order)."""
+        pages: list[dict] = []
+        nodes = list(self.paginate("OrderFulfilmentOrders", {"id": order_id, "first": FULFILMENT_ORDER_PAGE_SIZE},
+                                   ("order", "fulfillmentOrders"), on_page=pages.append))
+        order = pages[0].get("order") if pages else None
+        if not order:
+            raise ShopifyNotFound("OrderFulfilmentOrders", f"no order {order_id}")
+        outstanding = order.get("totalOutstandingSet") or {}
+        return OrderFulfilmentState(
+            order_id=order["id"], financial_status=order.get("displayFinancialStatus"),
+            outstanding=_shop_amount("OrderFulfilmentOrders", outstanding),
+            currency=(outstanding.get("shopMoney") or {}).get("currencyCode") or "",
+            cancelled_at=parse_shopify_time(order.get("cancelledAt")),
+            fulfilment_orders=tuple(_fulfilment_order("OrderFulfilmentOrders", node, order["id"]) for node in nodes),
+        )
+
+    def fulfilment_orders(self, order_id: str) -> list[FulfilmentOrder]:
+        """Every fulfilment order of the order, closed ones included (ShopifyNotFound if no such order)."""
+        return list(self.order_fulfilment_state(order_id).fulfilment_orders)
+
+    def fulfilment_order(self, fulfilment_order_id: str) -> FulfilmentOrder:
+        """One fulfilment order (ShopifyNotFound if no such fulfilment order)."""
+        node = self.execute("FulfilmentOrderById", {"id": fulfilment_order_id}).get("fulfillmentOrder")
+        if not node:
+            raise ShopifyNotFound("FulfilmentOrderById", f"no fulfilment order {fulfilment_order_id}")
+        return _fulfilment_order("FulfilmentOrderById", node)
+
+    def hold_fulfilment_order(self, fulfilment_order_id: str, *, reason: str, notes: Optional[str], handle: str,
+                              lines: Optional[dict[str, int]] = None) -> FulfilmentHoldResult:
+        """fulfillmentOrderHold: stop a fulfilment order (or `lines`: fulfilment order line id → units) from shipping.
+
+        `reason` is a FulfillmentHoldReason (e.g. "OTHER", "INCORRECT_ADDRESS"). With `lines`, Shopify splits:
+        the fulfilment order keeps the held units and goes ON_HOLD, the rest moves to a new OPEN fulfilment
+        order (`remaining_fulfilment_order_id`). `handle` (unique per app and fulfilment order, ≤ 64
+        characters) makes the call idempotent: when Shopify says a hold with this handle is already there
+        (DUPLICATE_FULFILLMENT_HOLD_HANDLE, or FULFILLMENT_ORDER_NOT_SPLITTABLE for `lines` on a fulfilment
+        order held since), the existing hold is read back and returned with `already_held=True`; the same
+        happens after a resend whose first attempt went through (RESEND_SAFE_MUTATIONS).
+        Raises ValueError for a missing handle or empty/non-positive `lines`, ShopifyUserError for any other
+        refusal (a closed fulfilment order, quantities above what remains, the 10-hold limit…).
+        """
+        if not handle or len(handle) > HOLD_HANDLE_MAX_LENGTH:
+            raise ValueError(f"a hold needs a handle of 1..{HOLD_HANDLE_MAX_LENGTH} characters: it is what makes a "
+                             f"resend harmless; got {handle!r}")
+        hold: dict[str, Any] = {"reason": reason, "reasonNotes": notes, "handle": handle, "notifyMerchant": False}
+        if lines is not None:
+            if not lines or any(quantity <= 0 for quantity in lines.values()):
+                raise ValueError(f"hold lines must name fulfilment order lines with positive quantities, got {lines!r}"
+                                 " (None holds the whole fulfilment order)")
+            hold["fulfillmentOrderLineItems"] = [{"id": line_id, "quantity": q} for line_id, q in lines.items()]
+        try:
+            data = self.execute("FulfillmentOrderHold", {"id": fulfilment_order_id, "fulfillmentHold": hold})
+        except ShopifyUserError as refused:
+            if not {"DUPLICATE_FULFILLMENT_HOLD_HANDLE", "FULFILLMENT_ORDER_NOT_SPLITTABLE"} & set(refused.codes):
+                raise
+            existing = next((h for h in self.fulfilment_order(fulfilment_order_id).holds if h.handle == handle), None)
+            if existing is None:
+                raise  # held by someone else: line items cannot be held separately now
+            return FulfilmentHoldResult(fulfilment_order_id, existing, already_held=True)
+        payload = data["fulfillmentOrderHold"]
+        try:
+            return FulfilmentHoldResult(payload["fulfillmentOrder"]["id"], _fulfilment_hold(payload["fulfillmentHold"]),
+                                        (payload.get("remainingFulfillmentOrder") or {}).get("id"))
+        except (KeyError, TypeError) as e:
+            raise ShopifyError("FulfillmentOrderHold", f"answer without the hold it placed: {e!r}") from e
+
+    def release_fulfilment_hold(self, fulfilment_order_id: str, hold_ids: Iterable[str]) -> FulfilmentOrder:
+        """fulfillmentOrderReleaseHold of the named holds; the fulfilment order after it (OPEN again once none is left).
+
+        Ids are required: without them Shopify releases every hold, other apps' too. Releasing holds already
+        released is harmless (Shopify ignores ids that are not on the fulfilment order), so it is resent when
+        its fate is unknown. Raises ValueError without ids, ShopifyUserError for an unknown fulfilment order.
+        """
+        hold_ids = list(dict.fromkeys(hold_ids))
+        if not hold_ids:
+            raise ValueError("name the holds to release: without ids Shopify releases every hold on the fulfilment order")
+        data = self.execute("FulfillmentOrderReleaseHold", {"id": fulfilment_order_id, "holdIds": hold_ids})
+        node = data["fulfillmentOrderReleaseHold"].get("fulfillmentOrder")
+        if not node:
+            raise ShopifyServerError("FulfillmentOrderReleaseHold", "answer with neither a fulfilment order nor userErrors")
+        return _fulfilment_order("FulfillmentOrderReleaseHold", node)
+
+    def update_order_addresses(self, order_id: str, *, shipping_address: Optional[dict] = None,
+                               billing_address: Optional[dict] = None) -> bool:
+        """orderUpdate of the shipping address (a MailingAddressInput dict: firstName, lastName, address1, zip,
+        city, countryCode, phone in E.164…), e.g. once the marketplace reveals it after the import.
+
+        Returns whether everything given was applied. Shopify cannot change an order's billing address after
+        orderCreate (OrderInput has no billingAddress in Admin API 2026-07): a `billing_address` is left out,
+        logged, and the answer is False; the shipping address is still set. Nothing to send sends nothing.
+        Setting the same address twice leaves the same order, so it is resent when its fate is unknown.
+        Raises ShopifyUserError when Shopify refuses the address (e.g. "Enter a last name").
+        """
+        if shipping_address is not None:
+            self.execute("OrderUpdate", {"input": {"id": order_id, "shippingAddress": shipping_address}})
+        if billing_address is not None:
+            log.warning("order %s: Shopify cannot change an order's billing address after its creation (no "
+                        "billingAddress in orderUpdate's OrderInput); the new one is not applied", order_id)
+            return False
+        return True
+
     # ------------------------------------------------------------------ variants
 
     def variants_by_sku(self, skus: Iterable[str]) -> dict[str, Variant]:
@@ -454,15 +606,49 @@ def _order_ref(operation: str, node: dict) -> ShopifyOrderRef:
 
 
 def _fulfilment(order_id: str, node: dict) -> Fulfilment:
-    tracking = (node.get("trackingInfo") or [{}])[0]
+    tracking = node.get("trackingInfo") or []
+    numbers = tuple(t["number"] for t in tracking if t.get("number"))
+    urls = tuple(t["url"] for t in tracking if t.get("url"))
     lines = quantities_by_mirakl_line(((item.get("lineItem") or {}).get("customAttributes"), item["quantity"])
                                       for item in (node.get("fulfillmentLineItems") or {}).get("nodes", []))
     return Fulfilment(
         fulfilment_id=node["id"], created_at=parse_shopify_time(node.get("createdAt")), lines=lines,
-        tracking_company=tracking.get("company"), tracking_number=tracking.get("number"), tracking_url=tracking.get("url"),
+        tracking_company=tracking[0].get("company") if tracking else None,
+        tracking_number=numbers[0] if numbers else None, tracking_url=urls[0] if urls else None,
+        tracking_numbers=numbers, tracking_urls=urls,
         status=node.get("status") or "SUCCESS", order_id=order_id, name=node.get("name"),
         updated_at=parse_shopify_time(node.get("updatedAt")),
     )
+
+
+def _fulfilment_order(operation: str, node: dict, order_id: Optional[str] = None) -> FulfilmentOrder:
+    try:
+        line_items = node.get("lineItems") or {}
+        if (line_items.get("pageInfo") or {}).get("hasNextPage"):
+            raise ShopifyError(operation, f"fulfilment order {node['id']} has more lines than one page: not all read")
+        lines = tuple(FulfilmentOrderLine(
+            id=item["id"], line_item_id=item["lineItem"]["id"],
+            mirakl_line_id=mirakl_line_id(item["lineItem"].get("customAttributes")),
+            total_quantity=int(item["totalQuantity"]), remaining_quantity=int(item["remainingQuantity"]),
+        ) for item in line_items.get("nodes") or [])
+        return FulfilmentOrder(id=node["id"], status=node["status"], line_items=lines,
+                               holds=tuple(_fulfilment_hold(h) for h in node.get("fulfillmentHolds") or []),
+                               order_id=node.get("orderId") or order_id)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ShopifyError(operation, f"fulfilment order {node.get('id', '<no id>')} in the answer is malformed: "
+                                      f"{e!r}") from e
+
+
+def _fulfilment_hold(node: dict) -> FulfilmentHold:
+    return FulfilmentHold(id=node["id"], handle=node.get("handle"), reason=node["reason"],
+                          reason_notes=node.get("reasonNotes"))
+
+
+def _shop_amount(operation: str, money_bag: Optional[dict]) -> Decimal:
+    try:
+        return Decimal(str(money_bag["shopMoney"]["amount"]))
+    except (KeyError, TypeError, ArithmeticError) as e:
+        raise ShopifyError(operation, f"money in the answer is malformed: {money_bag!r}") from e
 
 
 def _variant(node: dict) -> Variant:

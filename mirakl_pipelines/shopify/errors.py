@@ -55,6 +55,10 @@ class ShopifyUserError(ShopifyError):
         return [e["code"] for e in self.user_errors]
 
 
+class ShopifyNotFound(ShopifyError):
+    """The answer names no such resource (e.g. `order(id:)` is null): a wrong id, or one deleted in Shopify."""
+
+
 class ShopifyThrottled(ShopifyError):
     """Still THROTTLED (200 + THROTTLED, or HTTP 429) after the allowed retries."""
 

@@ -76,14 +76,100 @@ class Fulfilment:
     created_at: datetime
     lines: Mapping[str, int]
     tracking_company: Optional[str] = None
-    tracking_number: Optional[str] = None
-    tracking_url: Optional[str] = None
+    tracking_number: Optional[str] = None  # the first of tracking_numbers
+    tracking_url: Optional[str] = None  # the first of tracking_urls
     status: str = "SUCCESS"  # SUCCESS | CANCELLED | ERROR | FAILURE
     order_id: Optional[str] = None  # gid://shopify/Order/<n>
     name: Optional[str] = None  # "#1001.1"
     updated_at: Optional[datetime] = None
+    # Every number and URL, in Shopify's order (a parcel can carry several); URLs only where Shopify has one,
+    # as REST's tracking_urls, so they pair with numbers by position only when every number has a URL.
+    tracking_numbers: tuple[str, ...] = ()
+    tracking_urls: tuple[str, ...] = ()
 
     @property
     def counts(self) -> bool:
         """Whether its quantities count as shipped (a cancelled or failed fulfilment does not)."""
         return self.status.upper() not in VOID_FULFILMENT_STATUSES
+
+
+@dataclass(frozen=True)
+class FulfilmentOrderLine:
+    """One line of a fulfilment order: how many units of a Shopify line item (so of a Mirakl line) it covers."""
+
+    id: str  # gid://shopify/FulfillmentOrderLineItem/<n>: what holds and fulfilments name
+    line_item_id: str  # gid://shopify/LineItem/<n>
+    mirakl_line_id: Optional[str]  # from the LINE_ID_PROPERTY line item property (None on lines without it)
+    total_quantity: int
+    remaining_quantity: int  # not yet fulfilled
+
+
+@dataclass(frozen=True)
+class FulfilmentHold:
+    id: str  # gid://shopify/FulfillmentHold/<n>: what release_fulfilment_hold takes
+    handle: Optional[str]  # unique per app and fulfilment order
+    reason: str  # FulfillmentHoldReason: AWAITING_PAYMENT | INCORRECT_ADDRESS | OTHER | …
+    reason_notes: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FulfilmentOrder:
+    """A Shopify fulfilment order: a group of line item units to ship from one location, possibly held."""
+
+    id: str  # gid://shopify/FulfillmentOrder/<n>
+    status: str  # OPEN | IN_PROGRESS | ON_HOLD | SCHEDULED | INCOMPLETE | CLOSED | CANCELLED
+    line_items: tuple[FulfilmentOrderLine, ...]
+    holds: tuple[FulfilmentHold, ...] = ()
+    order_id: Optional[str] = None
+
+    @property
+    def hold_handles(self) -> frozenset[str]:
+        return frozenset(h.handle for h in self.holds if h.handle)
+
+    @property
+    def on_hold(self) -> bool:
+        return self.status == "ON_HOLD"
+
+    def remaining_by_mirakl_line(self) -> dict[str, int]:
+        """Units still to fulfil per Mirakl order line id (lines without the property left out)."""
+        remaining: dict[str, int] = {}
+        for line in self.line_items:
+            if line.mirakl_line_id:
+                remaining[line.mirakl_line_id] = remaining.get(line.mirakl_line_id, 0) + line.remaining_quantity
+        return remaining
+
+
+@dataclass(frozen=True)
+class OrderFulfilmentState:
+    """An order's payment and fulfilment orders, read at once (OrderFulfilmentOrders)."""
+
+    order_id: str
+    financial_status: Optional[str]  # OrderDisplayFinancialStatus (PAID, PENDING, …); None for an order without payments
+    outstanding: Decimal  # totalOutstandingSet, shop money
+    currency: str
+    cancelled_at: Optional[datetime]
+    fulfilment_orders: tuple[FulfilmentOrder, ...]
+
+
+@dataclass(frozen=True)
+class OrderPayment:
+    """What mark_order_paid did: recorded the payment now, or found nothing outstanding (already paid)."""
+
+    order_id: str
+    newly_paid: bool  # False: nothing was outstanding (paid before, by anyone, maybe by an unanswered earlier try)
+    financial_status: Optional[str]
+
+    @property
+    def already_paid(self) -> bool:
+        return not self.newly_paid
+
+
+@dataclass(frozen=True)
+class FulfilmentHoldResult:
+    """What hold_fulfilment_order did. With `lines`, Shopify splits: `fulfilment_order_id` keeps the held units,
+    `remaining_fulfilment_order_id` (a new fulfilment order) the rest."""
+
+    fulfilment_order_id: str
+    hold: FulfilmentHold
+    remaining_fulfilment_order_id: Optional[str] = None
+    already_held: bool = False  # a hold with this handle was already there (an earlier call, maybe unanswered)

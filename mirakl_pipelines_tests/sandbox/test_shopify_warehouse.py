@@ -9,6 +9,7 @@ import pytest
 
 from mirakl_pipelines.sandbox.shopify.harness import running_store
 from mirakl_pipelines.sandbox.shopify.order_create import order_create
+from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines.sandbox.shopify.tracking import FRENCH_CARRIERS, UNMAPPED_CARRIERS
 from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
@@ -98,6 +99,28 @@ def test_unknown_carrier_share_uses_a_carrier_nobody_mapped():
     for shipment in shipped:
         info = store.fulfillments[shipment.fulfillment_id]["trackingInfo"]
         assert info == [{"number": shipment.number, "company": company, "url": template.format(number=shipment.number)}]
+
+
+def test_some_parcels_carry_two_tracking_numbers_in_one_fulfilment():
+    settings = dict(seed=8, delay_seconds=0, partial_share=0, unknown_carrier_share=0)
+    single = Warehouse(new_store(4), two_numbers_share=0, **settings).step(now() + LATER)
+    store = new_store(4)
+    double = Warehouse(store, two_numbers_share=1.0, **settings).step(now() + LATER)
+    # The second number has its own generator: everything else is what the same seed ships without it.
+    assert [(s.company, s.number) for s in double] == [(s.company, s.number) for s in single]
+    assert all(len(s.numbers) == 1 and s.numbers == (s.number,) for s in single)
+    for shipment in double:
+        assert len(shipment.numbers) == 2 and shipment.numbers[0] == shipment.number
+        assert shipment.urls == tuple(dict(FRENCH_CARRIERS)[shipment.company].format(number=n) for n in shipment.numbers)
+        info = store.fulfillments[shipment.fulfillment_id]["trackingInfo"]
+        assert [(t["number"], t["url"], t["company"]) for t in info] == [
+            (n, u, shipment.company) for n, u in zip(shipment.numbers, shipment.urls)]
+        with store.lock:
+            rest = fulfillment_payload(store, store.fulfillments[shipment.fulfillment_id])
+        assert (rest["tracking_numbers"], rest["tracking_urls"]) == (list(shipment.numbers), list(shipment.urls))
+        assert (rest["tracking_number"], rest["tracking_url"]) == (shipment.number, shipment.url)
+    with pytest.raises(ValueError, match="two_numbers_share"):
+        Warehouse(store, two_numbers_share=2)
 
 
 @pytest.mark.parametrize("company, pattern", [

@@ -25,3 +25,20 @@ def test_fulfilments_of_orders_updated_since(sandbox):  # noqa: F811
     assert fulfilment.order_id == ref.id and fulfilment.counts
     assert fulfilment.tracking_number == shipped[0].number and fulfilment.tracking_company == shipped[0].company
     assert fulfilment.lines == {"F-1-A-1": 2}
+
+
+def test_a_fulfilment_with_two_tracking_numbers_carries_both(sandbox):  # noqa: F811
+    store, server = sandbox
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    with client_for(server) as client:
+        variant = client.variants_by_sku(["ALP-TRAIL-44"])["ALP-TRAIL-44"]
+        order = order_input("mk:F-2-A", variant)
+        order["lineItems"][0]["properties"] = [{"name": LINE_ID_PROPERTY, "value": "F-2-A-1"}]
+        client.create_order(order, OPTIONS)
+        [parcel] = Warehouse(store, seed=3, delay_seconds=0, partial_share=0, unknown_carrier_share=0,
+                             two_numbers_share=1.0).step(datetime.now(timezone.utc) + timedelta(seconds=1))
+        [fulfilment] = client.fulfilments_of_orders_updated_since(before)
+    assert len(parcel.numbers) == 2
+    assert (fulfilment.tracking_numbers, fulfilment.tracking_urls) == (parcel.numbers, parcel.urls)
+    assert (fulfilment.tracking_number, fulfilment.tracking_url) == (parcel.number, parcel.url)  # the first, as before
+    assert fulfilment.tracking_company == parcel.company and fulfilment.lines == {"F-2-A-1": 1}

@@ -182,11 +182,11 @@ def test_5xx_bursts_are_recovered(sandbox):
 
 # ---------------------------------------------------------------- exactly-once orderCreate
 
-class LoseOrderCreateAnswers:
-    """Lets the sandbox execute the next `n` OrderCreate requests, then drops the connection instead of answering."""
+class LoseAnswers:
+    """Lets the sandbox execute the next `n` requests of `operation`, then drops the connection instead of answering."""
 
-    def __init__(self, app, n: int):
-        self.app, self.remaining = app, n
+    def __init__(self, app, n: int, operation: str = "OrderCreate"):
+        self.app, self.remaining, self.operation = app, n, operation
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.remaining <= 0:
@@ -201,23 +201,23 @@ class LoseOrderCreateAnswers:
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
-            is_create = json.loads(body).get("operationName") == "OrderCreate"
+            targeted = json.loads(body).get("operationName") == self.operation
         except ValueError:
-            is_create = False
-        if not is_create:
+            targeted = False
+        if not targeted:
             return await self.app(scope, replay, send)
         self.remaining -= 1
 
         async def swallow(message):
             pass
 
-        await self.app(scope, replay, swallow)  # the order is created…
+        await self.app(scope, replay, swallow)  # the mutation is applied…
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
-        raise ConnectionAbortedError("test: answer to OrderCreate lost")  # …and the answer never arrives
+        raise ConnectionAbortedError(f"test: answer to {self.operation} lost")  # …and the answer never arrives
 
 
 def test_lost_answer_to_order_create_is_looked_up_not_duplicated():
-    store, server = start_store(app=lambda asgi: LoseOrderCreateAnswers(asgi, n=1),
+    store, server = start_store(app=lambda asgi: LoseAnswers(asgi, n=1),
                                 bucket_size=2000, restore_rate=1000)
     try:
         with client_for(server) as client:

@@ -3,9 +3,11 @@
 import pytest
 from graphql import parse, validate
 
+from mirakl_pipelines.shopify.client import RESEND_SAFE_MUTATIONS
 from mirakl_pipelines.shopify.operations import load_operation, operation_info, operation_names
 
-REQUIRED = {"OrderCreate", "FindOrdersBySourceIdentifier", "VariantsBySku", "OrderById"}
+REQUIRED = {"OrderCreate", "FindOrdersBySourceIdentifier", "VariantsBySku", "OrderById", "OrderMarkAsPaid", "OrderUpdate",
+            "OrderFulfilmentOrders", "FulfilmentOrderById", "FulfillmentOrderHold", "FulfillmentOrderReleaseHold"}
 
 
 def test_required_operations_exist():
@@ -42,3 +44,11 @@ def test_load_operation_is_cached_and_unknown_names_are_explained():
     assert load_operation("OrderCreate") is load_operation("OrderCreate")
     with pytest.raises(KeyError, match="NoSuchOperation.graphql"):
         load_operation("NoSuchOperation")
+
+
+def test_resend_safe_mutations_are_mutations_without_idempotent_and_say_why():
+    for name, reason in RESEND_SAFE_MUTATIONS.items():
+        info = operation_info(name)
+        assert (info.kind, info.idempotent) == ("mutation", False), name
+        assert reason.strip(), name
+    assert "OrderCreate" not in RESEND_SAFE_MUTATIONS  # it has its own reconciliation (create_order)

@@ -5,17 +5,19 @@ a closed fulfilment order, an unknown one, a quantity above what remains, a quan
 others are marked "not captured" and worded after Shopify's style. A fully fulfilled fulfilment
 order becomes CLOSED; a partly fulfilled one IN_PROGRESS with its remaining quantities (Shopify's
 lifecycle: "When an order undergoes partial fulfillment, the FulfillmentOrderStatus can change to
-IN_PROGRESS"), still accepting fulfilments. The warehouse fulfils through this same function.
+IN_PROGRESS"), still accepting fulfilments. A held fulfilment order (ON_HOLD, fulfillment_holds.py) is
+refused like a closed one, in the recorded format ("… has an unfulfillable status= on_hold."). The
+warehouse fulfils through this same function.
 """
 
 from urllib.parse import urlparse
 
+from mirakl_pipelines.sandbox.shopify.fulfillment_orders import FULFILLABLE_STATUSES, refresh_fulfillment_state
 from mirakl_pipelines.sandbox.shopify.money import money_bag, to_decimal
 from mirakl_pipelines.sandbox.shopify.rest_payloads import fulfillment_payload, numeric_id, order_payload
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, utc_now_iso
 from mirakl_pipelines.sandbox.shopify.tracking import shopify_tracking_url
 
-FULFILLABLE_STATUSES = ("OPEN", "IN_PROGRESS")
 MAX_LINE_ITEMS = 512  # "Accepts a maximum of 512 line items." (FulfillmentOrderLineItemsInput)
 INVALID_QUANTITY = "Invalid fulfillment order line item quantity requested."
 
@@ -172,7 +174,6 @@ def _apply(store: ShopifyStore, plan: list[tuple[dict, dict, int]], fulfillment_
     for line_id, quantity in per_line.items():
         line = store.line_items[line_id]
         line["unfulfilledQuantity"] -= quantity
-        line["fulfillableQuantity"] = line["unfulfilledQuantity"]
         unit = line["originalUnitPriceSet"]
         total = money_bag(to_decimal(unit["shopMoney"]["amount"], "unit price") * quantity, currency,
                           to_decimal(unit["presentmentMoney"]["amount"], "unit price") * quantity, presentment)
@@ -202,8 +203,8 @@ def _apply(store: ShopifyStore, plan: list[tuple[dict, dict, int]], fulfillment_
         else:
             fo["status"] = "IN_PROGRESS"
     order["fulfillments"].append(fulfillment)
-    fully = all(line["unfulfilledQuantity"] == 0 for line in order["lineItems"])
-    order["displayFulfillmentStatus"] = "FULFILLED" if fully else "PARTIALLY_FULFILLED"
+    refresh_fulfillment_state(store, order)
+    fully = order["displayFulfillmentStatus"] == "FULFILLED"
     order["updatedAt"] = now
     store.fulfillments[fulfillment_id] = fulfillment
 

@@ -2,19 +2,21 @@
 
 Validation messages and codes follow the recorded responses in ../shared/reference/shopify/fixtures
 where one exists (empty line items, redundant customer fields, future processedAt, missing tax
-rates); the others are marked "not captured" and worded after Shopify's style.
+rates); the others are marked "not captured" and worded after Shopify's style. The order's one
+discount code is allocated to its lines by discounts.py; imported tax lines with an amount are kept
+as given (Shopify does not recompute them, recorded in the parity fixture).
 """
 
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-import pycountry
-
-from mirakl_pipelines.sandbox.shopify.money import bag_amount, money_bag, to_decimal
+from mirakl_pipelines.sandbox.shopify.addresses import mailing_address
+from mirakl_pipelines.sandbox.shopify.discounts import apply_discount_code, discount_code, discountable
+from mirakl_pipelines.sandbox.shopify.fulfillment_orders import new_fulfillment_order
+from mirakl_pipelines.sandbox.shopify.money import CENT, bag_amount, money_bag, to_decimal
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, utc_now_iso
 
-CENT = Decimal("0.01")
-FRESH_FO_ACTIONS = ("CREATE_FULFILLMENT", "MOVE", "HOLD", "SPLIT")  # captured on a fresh fulfilment order
+DEFAULT_METAFIELD_NAMESPACE = "custom"
 PROCESSED_AT_CLAMPED_SINCE = "2026-07"  # earlier versions answer PROCESSED_AT_INVALID for a future processedAt
 
 
@@ -139,17 +141,23 @@ def _build_order(store: ShopifyStore, order_input: dict, now: datetime) -> dict:
     subtotal = sum((bag_amount(line["originalTotalSet"]) for line in lines), Decimal("0"))
     subtotal_presentment = sum((bag_amount(line["originalTotalSet"], "presentmentMoney") for line in lines), Decimal("0"))
     shipping = sum((bag_amount(s["originalPriceSet"]) for s in shipping_lines), Decimal("0"))
-    discount_code, discount = _discount(order_input.get("discountCode"), subtotal, shipping)
+    entitled = sum((bag_amount(line["originalTotalSet"]) for line in lines if discountable(line)), Decimal("0"))
+    code = discount_code(order_input.get("discountCode"), entitled, shipping, currency)
+    discount = code.amount if code else Decimal("0")
+    item_discount = discount if code and code.target_type == "LINE_ITEM" else Decimal("0")
     tax = sum(
         (bag_amount(t["priceSet"]) for t in order_tax_lines + [t for x in lines + shipping_lines for t in x["taxLines"]]),
         Decimal("0"),
     )
-    subtotal_after_discount = subtotal - discount
-    total = subtotal_after_discount + shipping + (Decimal("0") if taxes_included else tax)
+    subtotal_after_discount = subtotal - item_discount
+    total = subtotal_after_discount + shipping - (discount - item_discount) + (Decimal("0") if taxes_included else tax)
     # Presentment totals scale with the line prices (one exchange rate per order, as Shopify applies).
     rate = (subtotal_presentment / subtotal) if subtotal else Decimal("1")
+    applications = [apply_discount_code(code, lines, shipping_lines, (discount * rate).quantize(CENT, ROUND_HALF_UP),
+                                        currency, presentment)] if code else []
 
-    transactions = [_transaction(store, t, currency, presentment, created) for t in order_input.get("transactions") or []]
+    transactions = [transaction_record(store, t, currency, presentment, created)
+                    for t in order_input.get("transactions") or []]
     paid = sum((bag_amount(t["amountSet"]) for t in transactions
                 if t["status"] == "SUCCESS" and t["kind"] in ("SALE", "CAPTURE")), Decimal("0"))
 
@@ -166,15 +174,16 @@ def _build_order(store: ShopifyStore, order_input: dict, now: datetime) -> dict:
         "sourceName": order_input.get("sourceName"), "sourceIdentifier": order_input.get("sourceIdentifier"),
         "sourceUrl": order_input.get("sourceUrl"), "registeredSourceUrl": order_input.get("sourceUrl"),
         "customAttributes": [{"key": a["key"], "value": a["value"]} for a in order_input.get("customAttributes") or []],
-        "metafields": [_metafield(store, m, created) for m in order_input.get("metafields") or []],
-        "billingAddress": _address(store, order_input.get("billingAddress")),
-        "shippingAddress": _address(store, order_input.get("shippingAddress")),
+        "metafields": [metafield_record(store, m, created) for m in order_input.get("metafields") or []],
+        "billingAddress": mailing_address(store, order_input.get("billingAddress")),
+        "shippingAddress": mailing_address(store, order_input.get("shippingAddress")),
         "createdAt": created, "updatedAt": created, "processedAt": processed_at or created,
         "cancelledAt": None, "cancelReason": None, "closed": bool(order_input.get("closedAt")),
         "closedAt": order_input.get("closedAt"), "confirmed": True, "edited": False,
         "test": bool(order_input.get("test")), "taxesIncluded": taxes_included, "taxExempt": False,
         "currencyCode": currency, "presentmentCurrencyCode": presentment,
-        "discountCode": discount_code, "discountCodes": [discount_code] if discount_code else [],
+        "discountCode": code.code if code else None, "discountCodes": [code.code] if code else [],
+        "discountApplications": applications, "cartDiscountAmountSet": bag(item_discount) if code else None,
         "displayFinancialStatus": order_input.get("financialStatus") or _financial_status(transactions, paid, total),
         "displayFulfillmentStatus": _fulfillment_status(order_input.get("fulfillmentStatus")),
         "subtotalLineItemsQuantity": sum(line["quantity"] for line in lines),
@@ -197,7 +206,8 @@ def _build_order(store: ShopifyStore, order_input: dict, now: datetime) -> dict:
         "fulfillments": [], "refunds": [], "returnStatus": "NO_RETURN",
         "requiresShipping": any(line["requiresShipping"] for line in lines),
     }
-    order["fulfillmentOrders"] = [_fulfillment_order(store, order, fulfilled, created)]
+    order["fulfillmentOrders"] = [new_fulfillment_order(store, order, [(line, line["quantity"]) for line in lines],
+                                                        created, fulfilled=fulfilled)]
     if fulfilled:
         for line in lines:
             line["unfulfilledQuantity"] = 0
@@ -252,7 +262,7 @@ def _tax_line(tax: dict, currency: str, presentment: str, base: Decimal | None) 
         amount = amount_presentment = ((base or Decimal("0")) * rate).quantize(CENT, ROUND_HALF_UP)
     return {"title": tax["title"], "rate": float(rate), "ratePercentage": float(rate * 100),
             "priceSet": money_bag(amount, currency, amount_presentment, presentment),
-            "channelLiable": bool(tax.get("channelLiable")), "source": None}
+            "channelLiable": tax.get("channelLiable"), "source": None}  # null = unknown liability (SDL): kept as given
 
 
 def _shipping_line(store: ShopifyStore, shipping: dict, currency: str, presentment: str) -> dict:
@@ -270,29 +280,16 @@ def _shipping_line(store: ShopifyStore, shipping: dict, currency: str, presentme
     }
 
 
-def _discount(discount_input: dict | None, subtotal: Decimal, shipping: Decimal) -> tuple[str | None, Decimal]:
-    """(code, shop-money amount) of the one discount code Shopify allows on an imported order."""
-    if not discount_input:
-        return None, Decimal("0")
-    if fixed := discount_input.get("itemFixedDiscountCode"):
-        amount = to_decimal(fixed["amountSet"]["shopMoney"]["amount"], "discountCode.itemFixedDiscountCode.amountSet") \
-            if fixed.get("amountSet") else Decimal("0")
-        return fixed["code"], min(amount, subtotal)
-    if percentage := discount_input.get("itemPercentageDiscountCode"):
-        share = to_decimal(percentage.get("percentage") or 0, "discountCode.itemPercentageDiscountCode.percentage")
-        return percentage["code"], (subtotal * share / 100).quantize(CENT, ROUND_HALF_UP)
-    if free_shipping := discount_input.get("freeShippingDiscountCode"):
-        return free_shipping["code"], shipping
-    return None, Decimal("0")
-
-
-def _transaction(store: ShopifyStore, transaction: dict, currency: str, presentment: str, created: str) -> dict:
+def transaction_record(store: ShopifyStore, transaction: dict, currency: str, presentment: str, created: str) -> dict:
     amount = to_decimal(transaction["amountSet"]["shopMoney"]["amount"], "transactions.amountSet.shopMoney.amount")
+    amount_presentment = to_decimal(transaction["amountSet"]["presentmentMoney"]["amount"],
+                                    "transactions.amountSet.presentmentMoney.amount") \
+        if transaction["amountSet"].get("presentmentMoney") else amount
     transaction_id, _ = store.new_id("OrderTransaction")
     return {
         "id": transaction_id, "kind": transaction.get("kind") or "SALE", "status": transaction.get("status") or "SUCCESS",
         "gateway": transaction.get("gateway") or "manual", "formattedGateway": transaction.get("gateway") or "manual",
-        "amountSet": money_bag(amount, currency, amount, presentment),
+        "amountSet": money_bag(amount, currency, amount_presentment, presentment),
         "processedAt": transaction.get("processedAt") or created, "createdAt": created,
         "test": bool(transaction.get("test")), "authorizationCode": transaction.get("authorizationCode"),
         "paymentId": transaction.get("authorizationCode"), "parentTransaction": None, "errorCode": None,
@@ -318,66 +315,11 @@ def _fulfillment_status(requested: str | None) -> str:
     return {"FULFILLED": "FULFILLED", "PARTIAL": "PARTIALLY_FULFILLED", "RESTOCKED": "RESTOCKED"}.get(requested or "", "UNFULFILLED")
 
 
-def _address(store: ShopifyStore, address: dict | None) -> dict | None:
-    if not address:
-        return None
-    code = address.get("countryCode")
-    country = pycountry.countries.get(alpha_2=code) if code else None
-    address_id, _ = store.new_id("MailingAddress")
-    first, last = address.get("firstName"), address.get("lastName")
-    return {
-        "id": address_id, "firstName": first, "lastName": last,
-        "name": " ".join(part for part in (first, last) if part) or None,
-        "company": address.get("company"), "address1": address.get("address1"), "address2": address.get("address2"),
-        "city": address.get("city"), "zip": address.get("zip"), "provinceCode": address.get("provinceCode"),
-        "province": address.get("province") or address.get("provinceCode"),
-        "countryCodeV2": code, "country": country.name if country else address.get("country"),
-        "phone": address.get("phone"), "coordinatesValidated": False, "latitude": None, "longitude": None,
-        "formatted": [part for part in (address.get("address1"), address.get("address2"),
-                                        " ".join(p for p in (address.get("zip"), address.get("city")) if p),
-                                        country.name if country else None) if part],
-    }
-
-
-def _metafield(store: ShopifyStore, metafield: dict, created: str) -> dict:
+def metafield_record(store: ShopifyStore, metafield: dict, created: str) -> dict:
     metafield_id, legacy = store.new_id("Metafield")
-    return {"id": metafield_id, "legacyResourceId": legacy, "namespace": metafield.get("namespace") or "custom",
-            "key": metafield["key"], "type": metafield.get("type") or "single_line_text_field",
-            "value": metafield["value"], "createdAt": created, "updatedAt": created, "ownerType": "ORDER"}
-
-
-def _fulfillment_order(store: ShopifyStore, order: dict, fulfilled: bool, created: str) -> dict:
-    """The fulfilment order Shopify creates with every order, at the store's one location."""
-    fo_id, _ = store.new_id("FulfillmentOrder")
-    location = store.location
-    fo_lines = []
-    for line in order["lineItems"]:
-        fo_line_id, _ = store.new_id("FulfillmentOrderLineItem")
-        variant = store.variant_record(line["_variantId"]) if line["_variantId"] else None
-        fo_lines.append({
-            "id": fo_line_id, "totalQuantity": line["quantity"], "remainingQuantity": 0 if fulfilled else line["quantity"],
-            "sku": line["sku"], "productTitle": line["title"], "variantTitle": line["variantTitle"], "vendor": line["vendor"],
-            "inventoryItemId": variant["inventoryItem"]["id"] if variant else None,
-            "requiresShipping": line["requiresShipping"], "originalUnitPriceSet": line["originalUnitPriceSet"],
-            "financialSummaries": [], "warnings": [],
-            "lineItemId": line["id"], "_variantId": line["_variantId"],
-        })
-    shipping = order["shippingAddress"] or {}
-    destination_id, _ = store.new_id("FulfillmentOrderDestination")
-    return {
-        "id": fo_id, "orderId": order["id"], "orderName": order["name"], "orderProcessedAt": order["processedAt"],
-        "status": "CLOSED" if fulfilled else "OPEN", "requestStatus": "UNSUBMITTED",
-        "supportedActions": [] if fulfilled else [{"action": a, "externalUrl": None} for a in FRESH_FO_ACTIONS],
-        "assignedLocation": {"name": location["name"], "countryCode": location["_countryCode"], "address1": None,
-                             "address2": None, "city": None, "province": None, "zip": None, "phone": None,
-                             "location": location},
-        "destination": {"id": destination_id, **{k: shipping.get(k) for k in (
-            "firstName", "lastName", "company", "address1", "address2", "city", "province", "zip", "phone")},
-            "countryCode": shipping.get("countryCodeV2"), "email": order["email"]} if shipping else None,
-        "deliveryMethod": {"methodType": "SHIPPING"}, "channelId": None,
-        "fulfillAt": created, "fulfillBy": None, "fulfillmentHolds": [], "merchantRequests": [],
-        "createdAt": created, "updatedAt": created, "lineItems": fo_lines, "fulfillments": [],
-    }
+    return {"id": metafield_id, "legacyResourceId": legacy,
+            "namespace": metafield.get("namespace") or DEFAULT_METAFIELD_NAMESPACE, "key": metafield["key"],
+            "type": metafield.get("type") or "single_line_text_field", "value": metafield["value"], "createdAt": created, "updatedAt": created, "ownerType": "ORDER"}
 
 
 def _parse_time(value: str) -> datetime:

@@ -16,7 +16,10 @@ from typing import Callable
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLResolveInfo, get_named_type
 
 from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create, fulfillment_tracking_info_update
+from mirakl_pipelines.sandbox.shopify.fulfillment_holds import fulfillment_order_hold, fulfillment_order_release_hold
 from mirakl_pipelines.sandbox.shopify.order_create import order_create
+from mirakl_pipelines.sandbox.shopify.order_mark_as_paid import order_mark_as_paid
+from mirakl_pipelines.sandbox.shopify.order_update import order_update
 from mirakl_pipelines.sandbox.shopify.search import matches, parse_search
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 
@@ -45,15 +48,17 @@ def _decode_cursor(cursor: str) -> str:
 
 def paginate(items: list, first: int | None = None, after: str | None = None, last: int | None = None,
              before: str | None = None, reverse: bool = False, **_ignored) -> dict:
-    """A Relay connection over `items` (dicts with an `id`), the shape Shopify returns."""
+    """A Relay connection over `items`, the shape Shopify returns; cursors carry the item's `id`, or its position
+    for records without one (discount applications)."""
     for name, size in (("first", first), ("last", last)):
         if size is not None and (size < 0 or size > MAX_PAGE_SIZE):
             raise GraphQLError(f"The '{name}' argument must be between 0 and {MAX_PAGE_SIZE}",
                                extensions={"code": "BAD_REQUEST"})
     if first is None and last is None:
         raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
-    ordered = list(reversed(items)) if reverse else list(items)
-    ids = [item.get("id") for item in ordered]
+    keyed = [(item.get("id") or f"#{position}", item) for position, item in enumerate(items)]
+    ordered = list(reversed(keyed)) if reverse else keyed
+    ids = [key for key, _ in ordered]
     start, end = 0, len(ordered)
     if after is not None:
         after_id = _decode_cursor(after)
@@ -69,9 +74,9 @@ def paginate(items: list, first: int | None = None, after: str | None = None, la
         page = page[max(0, len(page) - last):]
     has_next = (start + len(page) < end) if first is not None else end < len(ordered)
     has_previous = (len(page) < len(window)) if last is not None else start > 0
-    edges = [{"cursor": encode_cursor(item["id"]), "node": item} for item in page]
+    edges = [{"cursor": encode_cursor(key), "node": item} for key, item in page]
     return {
-        "nodes": page,
+        "nodes": [item for _, item in page],
         "edges": edges,
         "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_previous,
                      "startCursor": edges[0]["cursor"] if edges else None,
@@ -186,6 +191,18 @@ class ShopifyRoot:
     def fulfillmentTrackingInfoUpdate(self, info, fulfillmentId, trackingInfoInput, notifyCustomer=None, **_):
         return fulfillment_tracking_info_update(self.store, fulfillmentId, trackingInfoInput, notifyCustomer)
 
+    def fulfillmentOrderHold(self, info, id, fulfillmentHold, **_):
+        return fulfillment_order_hold(self.store, id, fulfillmentHold)
+
+    def fulfillmentOrderReleaseHold(self, info, id, holdIds=None, externalId=None, **_):
+        return fulfillment_order_release_hold(self.store, id, holdIds, externalId)
+
+    def orderMarkAsPaid(self, info, input, **_):
+        return order_mark_as_paid(self.store, input["id"])
+
+    def orderUpdate(self, info, input, **_):
+        return order_update(self.store, input)
+
 
 # --- nested fields --------------------------------------------------------------------------------
 
@@ -204,6 +221,12 @@ def _inventory_quantity(source, info, **_):
     return _store(info).inventory_of(source)["available"]
 
 
+def _discounted_total(source, info, withCodeDiscounts=False, **_):
+    """LineItem.discountedTotalSet: "Code-based discounts aren't included by default" (SDL); see discounts.py."""
+    return source.get("_discountedTotalWithCodesSet", source["discountedTotalSet"]) if withCodeDiscounts \
+        else source["discountedTotalSet"]
+
+
 def _order_fulfillments(source, info, first=None, query=None, **_):
     """Order.fulfillments is a plain list (not a connection), oldest first, truncated to `first`."""
     found = source["fulfillments"]
@@ -216,6 +239,7 @@ def _order_fulfillments(source, info, first=None, query=None, **_):
 FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
     ("LineItem", "variant"): lambda s, info, **_: _store(info).variant_record(s["_variantId"]) if s["_variantId"] else None,
     ("LineItem", "product"): lambda s, info, **_: _store(info).products.get(s["_productId"]),
+    ("LineItem", "discountedTotalSet"): _discounted_total,
     ("FulfillmentOrderLineItem", "lineItem"): lambda s, info, **_: _store(info).line_items.get(s["lineItemId"]),
     ("FulfillmentOrderLineItem", "variant"):
         lambda s, info, **_: _store(info).variant_record(s["_variantId"]) if s["_variantId"] else None,

@@ -10,8 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from mirakl_pipelines.sandbox.shopify.money import CENT
+
 SHOP_TIME_ZONE = ZoneInfo("Europe/Paris")  # the sandbox shop's ianaTimezone
-CENT = Decimal("0.01")
 
 
 def numeric_id(gid: str | None) -> int | None:
@@ -75,16 +76,40 @@ def line_item_payload(store, line: dict, quantity: int | None = None) -> dict:
         "fulfillment_status": _line_fulfillment_status(line),
         "price_set": rest_money_set(unit),
         "total_discount_set": rest_money_set(discount),
-        "discount_allocations": [],
+        "discount_allocations": [_discount_allocation_payload(a) for a in line.get("discountAllocations") or []],
         "duties": [],
         "admin_graphql_api_id": line["id"],
         "tax_lines": [_tax_line_payload(t) for t in line.get("taxLines") or []],
     }
 
 
+def _discount_allocation_payload(allocation: dict) -> dict:
+    return {"amount": rest_amount(allocation["allocatedAmountSet"]["shopMoney"]["amount"]),
+            "amount_set": rest_money_set(allocation["allocatedAmountSet"]),
+            "discount_application_index": allocation["discountApplication"]["index"]}
+
+
+def _discount_application_payload(application: dict) -> dict:
+    value = application["value"]
+    percentage = value["__typename"] == "PricingPercentageValue"
+    return {"target_type": application["targetType"].lower(), "type": "discount_code",
+            "value": f"{Decimal(str(value['percentage'])):.1f}" if percentage else value["amount"],
+            "value_type": "percentage" if percentage else "fixed_amount",
+            "allocation_method": application["allocationMethod"].lower(),
+            "target_selection": application["targetSelection"].lower(), "code": application["code"]}
+
+
+def _discount_codes_payload(order: dict) -> list[dict]:
+    """REST `discount_codes`: [{code, amount, type}], type "shipping" for a free-shipping code."""
+    return [{"code": application["code"], "amount": rest_amount(order["totalDiscountsSet"]["shopMoney"]["amount"]),
+             "type": "shipping" if application["targetType"] == "SHIPPING_LINE"
+             else _discount_application_payload(application)["value_type"]}
+            for application in order.get("discountApplications") or []]
+
+
 def _tax_line_payload(tax: dict) -> dict:
     return {"title": tax["title"], "price": rest_amount(tax["priceSet"]["shopMoney"]["amount"]), "rate": tax["rate"],
-            "channel_liable": tax.get("channelLiable", False), "price_set": rest_money_set(tax["priceSet"])}
+            "channel_liable": tax.get("channelLiable"), "price_set": rest_money_set(tax["priceSet"])}
 
 
 def address_payload(address: dict | None) -> dict | None:
@@ -172,6 +197,9 @@ def order_payload(store, order: dict) -> dict:
         "subtotal_price": amount("subtotalPriceSet"),
         "total_tax": amount("totalTaxSet"),
         "total_discounts": amount("totalDiscountsSet"),
+        "total_outstanding": amount("totalOutstandingSet"),
+        "discount_codes": _discount_codes_payload(order),
+        "discount_applications": [_discount_application_payload(a) for a in order.get("discountApplications") or []],
         "total_price_set": rest_money_set(order["totalPriceSet"]),
         "subtotal_price_set": rest_money_set(order["subtotalPriceSet"]),
         "total_tax_set": rest_money_set(order["totalTaxSet"]),

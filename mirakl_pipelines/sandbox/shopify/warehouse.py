@@ -9,6 +9,11 @@ rest one delay later, as a second parcel with the same carrier.
 Deterministic for a seed: every choice for a fulfilment order comes from a generator seeded with
 (seed, order or fulfilment order id, parcel number), so the outcome does not depend on when or how
 often `step` runs.
+
+Held fulfilment orders (status ON_HOLD, e.g. an order being cancelled on the marketplace) are never
+shipped; when a hold split one, the unheld part is a fulfilment order of its own and ships as usual.
+A share of parcels carries two tracking numbers (a second box or a relabel), sent in one fulfilment as
+Shopify's `numbers`/`urls`.
 """
 
 import collections
@@ -18,7 +23,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from mirakl_pipelines.sandbox.shopify.fulfillment_create import FULFILLABLE_STATUSES, fulfillment_create
+from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create
+from mirakl_pipelines.sandbox.shopify.fulfillment_orders import FULFILLABLE_STATUSES
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines.sandbox.shopify.tracking import (
     FRENCH_CARRIER_WEIGHTS,
@@ -41,14 +47,18 @@ class Shipment:
     url: str
     partial: bool  # lines remain to ship after this parcel
     quantity: int
+    numbers: tuple[str, ...] = ()  # every tracking number of the fulfilment (the first is `number`)
+    urls: tuple[str, ...] = ()
 
 
 class Warehouse:
     def __init__(self, store: ShopifyStore, *, seed: int = 0, delay_seconds: float = 60.0, partial_share: float = 0.15,
-                 unknown_carrier_share: float = 0.05, carriers: list[tuple[str, str]] | None = None,
+                 unknown_carrier_share: float = 0.05, two_numbers_share: float = 0.05,
+                 carriers: list[tuple[str, str]] | None = None,
                  carrier_weights: dict[str, float] | None = None,
                  unknown_carriers: list[tuple[str, str]] | None = None):
-        for name, share in (("partial_share", partial_share), ("unknown_carrier_share", unknown_carrier_share)):
+        for name, share in (("partial_share", partial_share), ("unknown_carrier_share", unknown_carrier_share),
+                            ("two_numbers_share", two_numbers_share)):
             if not 0 <= share <= 1:
                 raise ValueError(f"warehouse {name}: {share} is not a share between 0 and 1")
         if delay_seconds < 0:
@@ -58,6 +68,7 @@ class Warehouse:
         self.delay = timedelta(seconds=delay_seconds)
         self.partial_share = partial_share
         self.unknown_carrier_share = unknown_carrier_share
+        self.two_numbers_share = two_numbers_share
         self.carriers = list(carriers or FRENCH_CARRIERS)
         if not self.carriers:
             raise ValueError("warehouse carriers: at least one (company, url template) is required")
@@ -96,7 +107,8 @@ class Warehouse:
 
     # --- running ---------------------------------------------------------------------------------
     def due(self, now: datetime) -> list[dict]:
-        """Open fulfilment orders waiting for at least the delay (since creation or the warehouse's last parcel)."""
+        """Open or started fulfilment orders (never held ones) waiting for at least the delay (since creation or the
+        warehouse's last parcel)."""
         due = []
         for fo in self.store.fulfillment_orders.values():
             if fo["status"] not in FULFILLABLE_STATUSES:
@@ -127,14 +139,19 @@ class Warehouse:
         rng = self._rng(fo["id"], str(parcel))
         company, template = self.carrier_for(fo["orderId"])
         lines = self._first_parcel(fo, rng) if parcel == 1 else None
-        number = tracking_number(company, rng)
-        url = template.format(number=number)
+        numbers = [tracking_number(company, rng)]
+        # Its own generator: the other choices for a seed stay what they were before this one existed.
+        second = self._rng(fo["id"], str(parcel), "second number")
+        if second.random() < self.two_numbers_share:
+            numbers.append(tracking_number(company, second))
+        urls = [template.format(number=n) for n in numbers]
+        tracking = {"number": numbers[0], "url": urls[0], "company": company} if len(numbers) == 1 \
+            else {"numbers": numbers, "urls": urls, "company": company}
         group = {"fulfillmentOrderId": fo["id"]}
         if lines:
             group["fulfillmentOrderLineItems"] = lines
         result = fulfillment_create(self.store, {
-            "lineItemsByFulfillmentOrder": [group], "notifyCustomer": False,
-            "trackingInfo": {"number": number, "url": url, "company": company},
+            "lineItemsByFulfillmentOrder": [group], "notifyCustomer": False, "trackingInfo": tracking,
         })
         if result["userErrors"]:
             self.errors[result["userErrors"][0]["message"]] += 1
@@ -142,8 +159,8 @@ class Warehouse:
             return None
         fulfillment = result["fulfillment"]
         return Shipment(order_name=fo["orderName"], fulfillment_id=fulfillment["id"], fulfillment_order_id=fo["id"],
-                        company=company, number=number, url=url, partial=fo["status"] != "CLOSED",
-                        quantity=fulfillment["totalQuantity"])
+                        company=company, number=numbers[0], url=urls[0], partial=fo["status"] != "CLOSED",
+                        quantity=fulfillment["totalQuantity"], numbers=tuple(numbers), urls=tuple(urls))
 
     def start(self, interval_seconds: float = 1.0) -> None:
         """Step every `interval_seconds` in a background thread until `stop()`."""
@@ -172,6 +189,7 @@ class Warehouse:
         return {
             "shipments": len(self.shipments),
             "partial": sum(s.partial for s in self.shipments),
+            "two_numbers": sum(len(s.numbers) > 1 for s in self.shipments),
             "by_company": dict(collections.Counter(s.company for s in self.shipments)),
             "errors": dict(self.errors),
         }
