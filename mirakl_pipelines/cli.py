@@ -10,7 +10,8 @@ from mirakl_pipelines.config import ConfigError, load_settings
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mirakl_pipelines.demo import run_demo
 
-    return run_demo(port=args.port, seed=args.seed, orders_per_minute=args.orders_per_minute, workdir=args.workdir)
+    return run_demo(port=args.port, seed=args.seed, orders_per_minute=args.orders_per_minute, workdir=args.workdir,
+                    duration=args.duration)
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = sub.add_parser("demo", help="sandbox marketplaces + shop + scenario + Dagster UI with schedules running")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    demo.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS",
+                      help="run unattended for SECONDS, then stop and print what every flow did and how its checks ended")
     sandbox = sub.add_parser("sandbox", help="only the sandbox marketplaces, shop and scenario")
     for p in (demo, sandbox):
         p.add_argument("--seed", type=int, default=7)

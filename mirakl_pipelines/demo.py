@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import yaml
 
-from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, RATE_LIMIT_SCALE_ENV
+from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, RATE_LIMIT_SCALE_ENV, load_settings
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
 from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings
@@ -198,11 +199,17 @@ def _stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> Non
         pass
 
 
-def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> int:
+def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, duration: float | None = None) -> int:
+    """The demo until Ctrl-C, or for `duration` seconds, after which it stops and prints its summary."""
     work = (Path(workdir) if Path(workdir).is_absolute() else PROJECT_ROOT / workdir).resolve()
     dagster_home = work / "dagster_home"
     write_demo_instance(dagster_home)
     stop = _stop_on_signals()
+    started = time.monotonic()
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
     sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
     config_path = work / "marketplaces.yaml"
     config_path.write_text(yaml.safe_dump(sandbox.settings_dict(work), sort_keys=False))
@@ -228,3 +235,15 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str) -> in
         _stop_process_group(dagster)
         warehouse.stop()
         sandbox.stop()
+        if duration is not None:
+            _print_summary(config_path, dagster_home, time.monotonic() - started)
+
+
+def _print_summary(config_path: Path, dagster_home: Path, seconds: float) -> None:
+    from mirakl_pipelines.demo_summary import summarize
+
+    try:
+        print(summarize(load_settings(config_path), dagster_home, seconds))
+    except Exception as e:  # the demo itself ran: a summary that cannot be read is reported, not raised
+        print(f"demo summary unavailable: {e!r}", file=sys.stderr)
+    sys.stdout.flush()

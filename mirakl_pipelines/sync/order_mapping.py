@@ -18,7 +18,7 @@ Money, from the live lines (order_lines.py: after promotions and cancellations, 
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Optional
@@ -61,6 +61,8 @@ class OrderCreateRequest:
     options: dict  # OrderCreateOptionsInput
     paid: bool = True  # booked PAID (the debit is known); else PENDING, to mark paid when the debit arrives
     total: Decimal = ZERO  # what Shopify's order totals: what the customer pays
+    quantities: Mapping[str, int] = field(default_factory=dict)  # Mirakl line id -> units created in Shopify
+    with_address: bool = True  # False: imported before Mirakl showed the address
 
     @property
     def variables(self) -> dict:
@@ -561,7 +563,8 @@ def build_order_create(
         "sendFulfillmentReceipt": False,
     }
     return OrderCreateRequest({key: value for key, value in order_input.items() if value is not None}, options,
-                              paid=paid, total=total)
+                              paid=paid, total=total, quantities={line.order_line_id: line.quantity for line in lines},
+                              with_address=bool(addresses))
 
 
 __all__ = [

@@ -1,8 +1,10 @@
 """Poll windows inside a daily partition, and merging re-fetched orders into the day's data.
 
-The partition is a UTC day; a poll fetches `[max(day start, last window end - look-back), now)` so
-that late updates (Mirakl itself shifts `start_update_date` back) are seen again, then merges them.
-Naive datetimes are taken as UTC.
+The partition is a UTC day; a poll fetches `[max(day start - look-back, last window end - look-back), now)`
+so that late updates (Mirakl itself shifts `start_update_date` back) are seen again, then merges them.
+The first polls of a day reach back into the previous day by the look-back: an order updated just
+before midnight, after that day's last poll, is fetched within a minute of midnight instead of waiting
+for the previous day's close-out (02:30). Naive datetimes are taken as UTC.
 """
 
 from dataclasses import dataclass
@@ -33,8 +35,9 @@ def fetch_window(
     """The [start, end) update-date window to fetch for the partition `day` at `now`.
 
     - `full_day` (close-out or backfill) and a past day never fetched: the whole day;
-    - otherwise `[max(day start, last_window_end - lookback), min(now, day end))`, the first run of
-      today starting at midnight.
+    - otherwise `[max(day start - lookback, last_window_end - lookback), min(now, day end))`: the first
+      run of today starts `lookback` before midnight, and runs stay in the previous day's tail until the
+      look-back has passed midnight.
     Raises ValueError when `now` is before the day starts (a partition of the future).
     """
     start, end = partition_day_bounds(day)
@@ -46,9 +49,10 @@ def fetch_window(
     if full_day or (last_window_end is None and now >= end):
         return start, end
     window_end = min(now, end)
+    earliest = start - lookback  # the previous day's tail
     if last_window_end is None:
-        return start, window_end
-    window_start = max(start, _utc(last_window_end) - lookback)
+        return earliest, window_end
+    window_start = max(earliest, _utc(last_window_end) - lookback)
     # A watermark ahead of `now` (clock skew) gives an empty window, never an inverted one.
     return min(window_start, window_end), window_end
 

@@ -32,14 +32,14 @@ def test_partition_day_bounds(day, expected):
 @pytest.mark.parametrize(
     ("now", "watermark", "full_day", "expected"),
     [
-        # first run of today: from midnight to now
-        (at(14, 0, 15), None, False, (START, at(14, 0, 15))),
+        # first run of today: from the look-back before midnight (yesterday's tail) to now
+        (at(14, 0, 15), None, False, (at(13, 22), at(14, 0, 15))),
         # a normal poll: the last window end minus the look-back
         (at(14, 10, 15), at(14, 10), False, (at(14, 8), at(14, 10, 15))),
-        # the look-back crosses midnight: clamped to the day start
-        (at(14, 1, 0), at(14, 0, 45), False, (START, at(14, 1, 0))),
-        # a watermark of the previous day (last poll just before midnight)
-        (at(14, 0, 5), at(13, 23, 59), False, (START, at(14, 0, 5))),
+        # the look-back crosses midnight: the early polls keep covering yesterday's tail
+        (at(14, 1, 0), at(14, 0, 45), False, (at(13, 22, 45), at(14, 1, 0))),
+        # ... never further back than the look-back before midnight
+        (at(14, 0, 5), at(13, 23, 59), False, (at(13, 22), at(14, 0, 5))),
         # the first poll after midnight still belongs to yesterday's partition: capped at its end
         (at(15, 0, 10), at(14, 23, 50), False, (at(14, 21, 50), END)),
         # close-out of yesterday once the look-back has passed midnight: the whole day
@@ -51,7 +51,7 @@ def test_partition_day_bounds(day, expected):
         # a watermark in the future (clock skew): an empty window, never an inverted one
         (at(14, 10, 0), at(14, 13, 0), False, (at(14, 10, 0), at(14, 10, 0))),
         # now exactly at the day start
-        (START, None, False, (START, START)),
+        (START, None, False, (at(13, 22), START)),
     ],
 )
 def test_fetch_window(now, watermark, full_day, expected):
@@ -137,3 +137,16 @@ def test_merge_counts_new_and_updated_but_not_refetched_copies():
     result = merge_orders(existing, fresh)
     assert (result.new, result.updated) == (1, 1)
     assert [o.order_id for o in result.orders] == ["A", "B", "C"]
+
+
+def test_an_update_just_before_midnight_is_fetched_by_the_first_poll_of_the_next_day():
+    """Issue 8, point 12: yesterday's last poll ended at 23:59:00; Mirakl updates an order at 23:59:30.
+    Yesterday's partition is next fetched by the 02:30 close-out; today's first poll must cover it."""
+    late_update = datetime(2026, 3, 14, 23, 59, 30, tzinfo=UTC)
+    yesterday_last = fetch_window(DAY, datetime(2026, 3, 14, 23, 59, tzinfo=UTC), at(14, 23, 58), timedelta(minutes=5))
+    assert not yesterday_last[0] <= late_update < yesterday_last[1]
+    first_of_today = fetch_window(date(2026, 3, 15), datetime(2026, 3, 15, 0, 0, 40, tzinfo=UTC), None,
+                                  timedelta(minutes=5))
+    assert first_of_today[0] <= late_update < first_of_today[1]
+    # the old rule (clamped to midnight) missed it:
+    assert not datetime(2026, 3, 15, tzinfo=UTC) <= late_update

@@ -12,16 +12,13 @@ from OR11: OR11 may be called once a minute at most, and the push must take seco
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
-
-import pyarrow as pa
 
 from mirakl_pipelines.config import PROJECT_ROOT, MarketplaceConfig
 from mirakl_pipelines.defs.crash_points import crash_point
 from mirakl_pipelines.defs.fulfilments.invoices import InvoiceNotReady, InvoiceUnavailable, fetch_invoice
-from mirakl_pipelines.defs.io import read_partition
 from mirakl_pipelines.defs.orders.assets import FLOW as ORDERS_FLOW
 from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import FulfilmentPush, Ledger
@@ -99,7 +96,7 @@ class ShipmentPush:
     sending_timeout: timedelta = SENDING_TIMEOUT
     invoice_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a secret
     report: PushReport = field(default_factory=PushReport)
-    _days: dict = field(default_factory=dict, init=False, repr=False)
+    _snapshots: raw_dataset.SnapshotReader | None = field(default=None, init=False, repr=False)
 
     def take_inbox(self) -> None:
         """Move this marketplace's fulfilment deliveries from the inbox into the ledger's pushes."""
@@ -352,18 +349,13 @@ class ShipmentPush:
                               unverified=len(last_attempt) - len(states), note=note)
 
     def _mirakl_order(self, order_id: str) -> MiraklOrder | None:
+        """The latest snapshot the ledger saw, from the raw parquet (each day's file read once per push)."""
         link = self.ledger.get_order_links(self.marketplace.code, [order_id]).get(order_id)
         if link is None or link.mirakl_updated_at is None:
             return None
-        table, rows = self._day(link.mirakl_updated_at.astimezone(timezone.utc).date())
-        return raw_dataset.parse(table, [rows[order_id]])[0] if order_id in rows else None
-
-    def _day(self, day: date) -> tuple[pa.Table, dict[str, int]]:
-        """The day's raw orders and the row of each, read once per push however many of its orders ship."""
-        if day not in self._days:
-            table = read_partition(self.warehouse_path, raw_dataset.DATASET, self.marketplace.code, day, raw_dataset.SCHEMA)
-            self._days[day] = table, {k.order_id: k.index for k in raw_dataset.keys(table)}
-        return self._days[day]
+        if self._snapshots is None:
+            self._snapshots = raw_dataset.SnapshotReader(self.warehouse_path, self.marketplace.code)
+        return self._snapshots.get(order_id, link.snapshot_day, link.mirakl_updated_at.astimezone(timezone.utc).date())
 
 
 def _as_fulfilment(push: FulfilmentPush) -> Fulfilment:

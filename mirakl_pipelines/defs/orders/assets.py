@@ -130,8 +130,10 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         store = cfg.store_for(marketplace)
         day_table = _day_table(warehouse, code, day)
         with ledger.open() as lg, mirakl.client(cfg, code, budget=lg) as mk, shopify.client(cfg, store.name) as sh:
-            batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log)
-            report = batch.run(day_table)
+            sharing = tuple(m.code for m in cfg.marketplaces if cfg.store_for(m).name == store.name)
+            batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log,
+                               warehouse_path=warehouse.base_path, store_marketplaces=sharing)
+            report = batch.run(day, day_table)
             checks = evaluate_order_checks(lg, marketplace, _utcnow())
             api_calls = {"mirakl": sum(mk.calls.values()), "shopify": sum(sh.calls.values()), "shopify_cost": sh.cost_spent}
         return dg.MaterializeResult(
@@ -147,6 +149,10 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 "left_for_operator": report.left_for_operator,
                 "acceptance_failed": report.acceptance_failed,
                 "failed": report.failed,
+                "marked_paid": report.marked_paid,
+                "units_held_after_cancellation": report.units_held,
+                "addresses_completed": report.addresses_completed,
+                "follow_ups_failed": report.follow_ups_failed,
                 "skipped": dg.MetadataValue.json(dict(report.skipped)),
                 "api_calls": dg.MetadataValue.json(api_calls),
                 "imported_orders": _preview(report.imported_orders),

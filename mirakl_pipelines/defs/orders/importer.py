@@ -1,18 +1,26 @@
-"""One marketplace's order batch: decide acceptances in Mirakl, create the Shopify orders, remember everything.
+"""One marketplace's order batch: decide acceptances in Mirakl, create the Shopify orders, keep them in step,
+remember everything.
 
 The business rules are in `sync/`; this module sequences the API calls and the ledger writes so
 that a crash at any point is repaired by the next run:
 - a Shopify order is created at most once per Mirakl order: the ledger is checked first, then
   Shopify itself by `sourceIdentifier`, and only then is `orderCreate` called;
+- acceptance promises no stock twice: units of orders accepted earlier but not yet in Shopify (any
+  marketplace of the store) are reserved from the ledger;
+- an imported order follows what Mirakl says next (the ledger's follow-ups): the debit arrives →
+  `orderMarkAsPaid`; units cancelled → their fulfilment is put on hold at once and an operator is
+  told; the address Mirakl hid until acceptance shows → the order is completed and its hold released;
 - an order that cannot be imported or accepted goes to the exception queue with a reason an
   operator can act on, and never stops the rest of the batch.
 """
 
+import hashlib
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Callable, Mapping
 
 import pyarrow as pa
@@ -21,7 +29,7 @@ from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
 from mirakl_pipelines.defs.crash_points import crash_point
 from mirakl_pipelines.defs.orders import raw_dataset
-from mirakl_pipelines.ledger import Ledger, OrderLink
+from mirakl_pipelines.ledger import Ledger, OrderLineRecord, OrderLink
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
@@ -35,13 +43,21 @@ from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
 from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
-from mirakl_pipelines.sync.eligibility import skip_reason
-from mirakl_pipelines.sync.order_mapping import MappingError, build_order_create, source_identifier
+from mirakl_pipelines.sync.eligibility import address_follows, is_complete_address, skip_reason
+from mirakl_pipelines.sync.holds import ADDRESS_HOLD_REASON, HOLD_REASON, hold_handle, plan_holds
+from mirakl_pipelines.sync.order_lines import LineAmountError, cancelled_quantity, is_dead, live_line, live_quantity
+from mirakl_pipelines.sync.order_mapping import (
+    MappingError, OrderCreateRequest, addresses_update, build_order_create, source_identifier,
+)
+from mirakl_pipelines.sync.payments import payment_status
 
 WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
 # Exception kinds an import can raise; a successful import resolves them.
 IMPORT_EXCEPTION_KINDS = ("unknown_sku", "missing_address", "invalid_order", "currency", "import_failed")
 ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
+CANCELLED_AFTER_IMPORT = "cancelled_after_import"
+FOLLOW_UP_FAILED = "follow_up_failed"
+ADDRESS_HOLD = hold_handle("address", "pending")
 # orderCreate calls in flight at once (see _import_all).
 IMPORT_WORKERS = 3
 # Worth another OR21 later in the run; any other Mirakl error is a refusal to report at once.
@@ -63,6 +79,10 @@ class BatchReport:
     refused: int = 0
     left_for_operator: int = 0
     acceptance_failed: int = 0
+    marked_paid: int = 0  # imported pending, marked paid once Mirakl showed the debit
+    units_held: int = 0  # units cancelled in Mirakl after import, put on hold in Shopify
+    addresses_completed: int = 0
+    follow_ups_failed: int = 0
     skipped: Counter = field(default_factory=Counter)
     imported_orders: list[dict] = field(default_factory=list)  # preview rows
 
@@ -76,19 +96,24 @@ class OrderBatch:
     ledger: Ledger
     alerts: Alerts
     log: logging.Logger
+    warehouse_path: str | Path | None = None  # where the raw snapshots of other days are read (follow-ups)
+    store_marketplaces: tuple[str, ...] = ()  # every marketplace selling from this store (reservations)
     now: Callable[[], datetime] = _utcnow
     report: BatchReport = field(default_factory=BatchReport)
+    _follow_up_ids: set[str] = field(default_factory=set, init=False, repr=False)
 
-    def run(self, day: pa.Table) -> BatchReport:
-        """Process the day's raw orders (the `mirakl_orders` parquet table)."""
-        orders, links = self._unsettled(day)
-        reasons = self._observe(orders, links)
+    def run(self, day: date, table: pa.Table) -> BatchReport:
+        """Process the day's raw orders (the `mirakl_orders` parquet table of partition `day`)."""
+        self._follow_up_ids = {link.mirakl_order_id for link in self.ledger.follow_ups(self.marketplace.code)}
+        orders, links = self._unsettled(table)
+        reasons = self._observe(orders, links, day)
         to_decide = [o for o in orders if self._awaits_decision(links[o.order_id])]
         to_import = [o for o in orders if self._needs_import(links[o.order_id], reasons[o.order_id])]
         variants = self._variants(to_decide + to_import)
         if self.marketplace.acceptance.mode != "after_import":
             self._decide(to_decide, variants)
         self._import_all(to_import, variants)
+        self._follow_up({o.order_id: o for o in orders})
         return self.report
 
     # -- ledger bookkeeping -------------------------------------------------------------------
@@ -115,7 +140,8 @@ class OrderBatch:
 
     def _settled(self, key: "raw_dataset.OrderKey", link: OrderLink) -> bool:
         seen = link.mirakl_state == key.order_state and link.mirakl_updated_at == key.last_updated_date
-        pending_work = self._awaits_decision(link) or (link.eligible and link.import_state != "imported")
+        pending_work = (self._awaits_decision(link) or (link.eligible and link.import_state != "imported")
+                        or key.order_id in self._follow_up_ids)
         return seen and not pending_work
 
     def _count(self, reason: str | None) -> None:
@@ -125,11 +151,11 @@ class OrderBatch:
         else:
             self.report.skipped[reason] += 1
 
-    def _observe(self, orders: list[MiraklOrder], links: dict[str, OrderLink]) -> dict[str, str | None]:
-        """Record each order's snapshot in the ledger (when it changed); returns its skip reason."""
+    def _observe(self, orders: list[MiraklOrder], links: dict[str, OrderLink], day: date) -> dict[str, str | None]:
+        """Record each order's snapshot (and its lines) in the ledger when it changed; returns its skip reason."""
         reasons = {}
         for order in orders:
-            reason = reasons[order.order_id] = skip_reason(order, self.marketplace.orders)
+            reason = reasons[order.order_id] = skip_reason(order, self.marketplace)
             self._count(reason)
             known = links.get(order.order_id)
             if (known is not None and known.mirakl_state == order.order_state
@@ -146,6 +172,10 @@ class OrderBatch:
                 eligible=reason is None,
                 skip_reason=reason,
                 now=self.now(),
+                snapshot_day=day,
+                mirakl_paid=payment_status(order).paid,
+                mirakl_has_address=is_complete_address(order.shipping_address),
+                lines=line_records(order),
             )
         return reasons
 
@@ -167,7 +197,10 @@ class OrderBatch:
     # -- acceptance ---------------------------------------------------------------------------
 
     def _decide(self, orders: list[MiraklOrder], variants: Mapping[str, Variant]) -> None:
-        reserved: dict[str, int] = {}
+        if not orders:
+            return
+        # Units promised to orders accepted earlier but not yet in Shopify: its `available` does not count them.
+        reserved = self.ledger.reserved_units(self.store_marketplaces or (self.marketplace.code,))
         for order in orders:
             decision = decide_acceptance(order, variants, self.marketplace.acceptance, reserved)
             if decision.action == "leave":
@@ -204,6 +237,7 @@ class OrderBatch:
         state = {"accept": "accepted", "refuse": "refused", "partial": "partial"}[action]
         self.report.accepted += action in ("accept", "partial")
         self.report.refused += action == "refuse"
+        self.ledger.record_line_decisions(code, order.order_id, lines, now=self.now())
         self.ledger.record_acceptance(code, order.order_id, state=state, now=self.now())
         self.ledger.resolve_exceptions(code, order.order_id, ACCEPTANCE_EXCEPTION_KINDS, now=self.now())
         if reason:
@@ -224,7 +258,9 @@ class OrderBatch:
         requests = {}
         for order in orders:
             try:
-                requests[order.order_id] = build_order_create(order, variants, self.marketplace, self.store)
+                requests[order.order_id] = build_order_create(
+                    order, variants, self.marketplace, self.store,
+                    allow_missing_address=address_follows(order, self.marketplace))
             except MappingError as e:
                 self._import_failed(order, _exception_kind(e.kind), e.reason, {"kind": e.kind})
         if not requests:
@@ -238,7 +274,7 @@ class OrderBatch:
             if ref is not None:
                 self.report.recovered += 1
                 self.log.warning("order %s was already in Shopify as %s: linking it, not creating it again", order_id, ref.name)
-                self._imported(by_id[order_id], ref)
+                self._imported(by_id[order_id], ref, requests[order_id])
         # Creates overlap a little: one connection waits on the network more than on Shopify's cost
         # bucket, and the client's throttle (shared by the workers) keeps the bucket from running dry.
         # Ledger writes and the report stay on this thread.
@@ -257,14 +293,20 @@ class OrderBatch:
                 except ShopifyError as e:
                     self._import_failed(order, "import_failed", f"Shopify call failed for order {order.order_id}: {e}", {})
                     continue
-                self._imported(order, ref)
+                self._imported(order, ref, requests[order.order_id])
 
-    def _imported(self, order: MiraklOrder, ref: ShopifyOrderRef) -> None:
+    def _imported(self, order: MiraklOrder, ref: ShopifyOrderRef, request: OrderCreateRequest) -> None:
         code = self.marketplace.code
         crash_point("after_shopify_create")
+        if not request.with_address:
+            # The warehouse must not ship before the address Mirakl still hides is in Shopify. Held before the
+            # ledger write: a crash in between holds it again under the same handle (recognised as held).
+            self._hold_whole(ref.id, ADDRESS_HOLD, ADDRESS_HOLD_REASON,
+                             "waiting for the shipping address: the marketplace shows it once the order is accepted")
         self.ledger.record_import(
             code, order.order_id, shopify_order_id=ref.id, shopify_order_name=ref.name,
-            shopify_legacy_id=ref.legacy_id, now=self.now(),
+            shopify_legacy_id=ref.legacy_id, now=self.now(), payment_state="paid" if request.paid else "pending",
+            address_state="complete" if request.with_address else "missing", imported_quantities=request.quantities,
         )
         self.ledger.resolve_exceptions(code, order.order_id, IMPORT_EXCEPTION_KINDS, now=self.now())
         self.report.imported += 1
@@ -280,6 +322,126 @@ class OrderBatch:
         self.ledger.record_import_failure(self.marketplace.code, order.order_id, now=self.now())
         self.ledger.raise_exception(self.marketplace.code, kind, order.order_id, reason, details, now=self.now())
         self.log.warning("order %s not imported (%s): %s", order.order_id, kind, reason)
+
+
+    # -- follow-ups of imported orders ------------------------------------------------------------------
+
+    def _follow_up(self, parsed: Mapping[str, MiraklOrder]) -> None:
+        """Bring into Shopify what Mirakl said since the import: cancellations first (so a hold released for the
+        address never frees cancelled units), then the address, then the debit."""
+        links = self.ledger.follow_ups(self.marketplace.code)
+        if not links:
+            return
+        snapshots = raw_dataset.SnapshotReader(self.warehouse_path, self.marketplace.code) if self.warehouse_path else None
+        for link in links:
+            order = parsed.get(link.mirakl_order_id)
+            if order is None and snapshots is not None:
+                updated = link.mirakl_updated_at.astimezone(timezone.utc).date() if link.mirakl_updated_at else None
+                order = snapshots.get(link.mirakl_order_id, link.snapshot_day, updated)
+            if order is None or order.last_updated_date != link.mirakl_updated_at:
+                continue  # the snapshot the ledger saw is in no partition read here: the next run of its day does it
+            try:
+                self._hold_cancelled(order, link)
+                if link.address_state == "missing" and is_complete_address(order.shipping_address):
+                    self._complete_address(order, link)
+                if (link.payment_state == "pending" and payment_status(order).paid
+                        and order.order_state not in ("CANCELED", "REFUSED")):
+                    self.shopify.mark_order_paid(link.shopify_order_id)
+                    self.ledger.record_payment(self.marketplace.code, order.order_id, "paid", now=self.now())
+                    self.report.marked_paid += 1
+            except (ShopifyError, MappingError) as e:
+                self.report.follow_ups_failed += 1
+                self.ledger.raise_exception(
+                    self.marketplace.code, FOLLOW_UP_FAILED, order.order_id,
+                    f"order {order.order_id} ({link.shopify_order_name}): bringing Mirakl's latest changes into Shopify "
+                    f"failed, tried again next run: {e}", {}, now=self.now())
+                continue
+            self.ledger.resolve_exceptions(self.marketplace.code, order.order_id, [FOLLOW_UP_FAILED], now=self.now())
+
+    def _hold_cancelled(self, order: MiraklOrder, link: OrderLink) -> None:
+        """Units Mirakl cancelled after the import: hold them in Shopify at once, and tell an operator.
+
+        One handle per target (the held totals it brings the lines to): a run that died between the holds and the
+        ledger write finds its handle on a fulfilment order and records the holds instead of placing them twice.
+        """
+        code = self.marketplace.code
+        lines = self.ledger.get_order_lines(code, order.order_id)
+        to_hold = {line_id: line.to_hold for line_id, line in lines.items() if line.to_hold > 0}
+        if not to_hold:
+            return
+        target = {line_id: lines[line_id].held_quantity + units for line_id, units in to_hold.items()}
+        handle = hold_handle("cancel", _digest(repr(sorted(target.items()))))
+        fulfilment_orders = self.shopify.fulfilment_orders(link.shopify_order_id)
+        plan = plan_holds(fulfilment_orders, to_hold)
+        if not any(hold.handle == handle for fo in fulfilment_orders for hold in fo.holds):
+            notes = f"canceled on {self.marketplace.name} (Mirakl order {order.order_id}): do not ship"
+            for hold in plan.holds:
+                self.shopify.hold_fulfilment_order(hold.fulfilment_order_id, reason=HOLD_REASON, handle=handle,
+                                                   notes=notes, lines=hold.lines)
+        self.ledger.record_held(code, order.order_id, target, now=self.now())
+        self.report.units_held += sum(plan.held.values())
+        reason = _cancellation_reason(self.marketplace.name, order, link, plan.held, plan.not_held)
+        self.ledger.raise_exception(code, CANCELLED_AFTER_IMPORT, order.order_id, reason,
+                                    {"held": plan.held, "not_held": plan.not_held}, now=self.now())
+        self.log.warning("order %s: %s", order.order_id, reason)
+
+    def _complete_address(self, order: MiraklOrder, link: OrderLink) -> None:
+        addresses = addresses_update(order)
+        # Shopify's orderUpdate takes no billing address (2026-07): the shipping address is what the warehouse needs.
+        self.shopify.update_order_addresses(link.shopify_order_id, shipping_address=addresses["shippingAddress"])
+        for fo in self.shopify.fulfilment_orders(link.shopify_order_id):
+            ours = [hold.id for hold in fo.holds if hold.handle == ADDRESS_HOLD]
+            if ours:
+                self.shopify.release_fulfilment_hold(fo.id, ours)
+        self.ledger.record_address(self.marketplace.code, order.order_id, "complete", now=self.now())
+        self.report.addresses_completed += 1
+
+    def _hold_whole(self, shopify_order_id: str, handle: str, reason: str, notes: str) -> None:
+        for fo in self.shopify.fulfilment_orders(shopify_order_id):
+            if fo.status in ("OPEN", "IN_PROGRESS", "SCHEDULED"):
+                self.shopify.hold_fulfilment_order(fo.id, reason=reason, handle=handle, notes=notes, lines=None)
+
+
+def line_records(order: MiraklOrder) -> list[OrderLineRecord]:
+    """The ledger's view of each line: units always, amounts when they can be read (the import names the problem
+    otherwise); refused and cancelled lines keep no amounts (nothing is owed on them, no commission either)."""
+    records = []
+    for line in order.order_lines:
+        amounts = {}
+        if not is_dead(line):
+            try:
+                live = live_line(line)
+            except LineAmountError:
+                live = None
+            if live is not None:
+                c = live.commission
+                amounts = dict(price=live.price, shipping=live.shipping, fees=live.fee_total, commission_fee=c.fee,
+                               commission_vat=c.vat, commission_vat_rate=c.vat_rate, total_commission=c.total)
+        records.append(OrderLineRecord(
+            order_line_id=line.order_line_id, sku=line.sku, line_state=line.order_line_state,
+            ordered_quantity=max(line.quantity, 0), cancelled_quantity=cancelled_quantity(line),
+            live_quantity=live_quantity(line), **amounts))
+    return records
+
+
+def _cancellation_reason(marketplace: str, order: MiraklOrder, link: OrderLink, held: Mapping[str, int],
+                         not_held: Mapping[str, int]) -> str:
+    skus = {line.order_line_id: line.sku for line in order.order_lines}
+
+    def units(by_line: Mapping[str, int]) -> str:
+        return "; ".join(f"{n} unit(s) of line {line_id} ({skus.get(line_id)})" for line_id, n in by_line.items())
+
+    what = "the whole order" if order.order_state == "CANCELED" else "units of order"
+    parts = [f"{marketplace} canceled {what} {order.order_id} after it was imported as {link.shopify_order_name}"]
+    if held:
+        parts.append(f"on hold in Shopify so the warehouse does not ship them: {units(held)}")
+    if not_held:
+        parts.append(f"already fulfilled (or in a held fulfilment order), stop the parcel or start a return: {units(not_held)}")
+    return "; ".join(parts) + ". Cancel and refund them in Shopify (the refunds flow will do it once it exists)."
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _exception_kind(mapping_kind: str) -> str:

@@ -5,13 +5,14 @@ client parsed it (unknown fields included), so a mapping fix can be replayed wit
 Mirakl again; the other columns are there for people and query engines.
 """
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 
-from mirakl_pipelines.defs.io import MONEY, TIMESTAMP
+from mirakl_pipelines.defs.io import MONEY, TIMESTAMP, read_partition
 from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.sync.windows import MergeResult, merge_orders
 
@@ -33,6 +34,7 @@ SCHEMA = pa.schema(
 )
 
 _CENT = Decimal("0.0001")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _money(value: Decimal | None) -> Decimal | None:
@@ -93,3 +95,31 @@ def merge_into(table: pa.Table, fresh: list[MiraklOrder]) -> tuple[pa.Table, Mer
     kept = [row_of[id(o)] for o in result.orders if id(o) in row_of]
     taken = [o for o in result.orders if id(o) not in row_of]
     return pa.concat_tables([table.take(pa.array(kept, type=pa.int64())).cast(SCHEMA), to_table(taken)]), result
+
+
+@dataclass
+class SnapshotReader:
+    """The latest raw snapshot of single orders, from the day partitions, each day's file read once.
+
+    A snapshot lives in the partition the ledger recorded (`snapshot_day`); failing that, in the day of
+    its last update or the day after (a refresh early in a day also fetches the previous day's tail).
+    """
+
+    warehouse_path: str | Path
+    marketplace: str
+    _days: dict = field(default_factory=dict, init=False, repr=False)
+
+    def day(self, day: date) -> tuple[pa.Table, dict[str, int]]:
+        if day not in self._days:
+            table = read_partition(self.warehouse_path, DATASET, self.marketplace, day, SCHEMA)
+            self._days[day] = table, {k.order_id: k.index for k in keys(table)}
+        return self._days[day]
+
+    def get(self, order_id: str, *days: date | None) -> MiraklOrder | None:
+        """The newest snapshot of `order_id` among the partitions of `days` (and each one's next day)."""
+        found = []
+        for day in dict.fromkeys(d + timedelta(days=shift) for d in days if d is not None for shift in (0, 1)):
+            table, rows = self.day(day)
+            if order_id in rows:
+                found.append(parse(table, [rows[order_id]])[0])
+        return max(found, key=lambda o: o.last_updated_date or _EPOCH, default=None)

@@ -1,0 +1,80 @@
+"""What an unattended demo run (`mirakl-pipelines demo --for SECONDS`) shows at its end: per marketplace what
+each flow did (from the ledger), the latest outcome of every asset check (from the Dagster instance), and the
+datasets written (from the warehouse)."""
+
+from collections import Counter
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mirakl_pipelines.config import Settings
+from mirakl_pipelines.ledger import Ledger
+from mirakl_pipelines.ledger.tables import exception_queue, fulfilment_pushes, order_lines, order_links
+
+
+def summarize(settings: Settings, dagster_home: Path | None, seconds: float) -> str:
+    lines = [f"demo summary after {seconds:.0f} s"]
+    with Ledger.connect(settings.ledger_url()) as ledger, ledger.engine.connect() as conn:
+        for m in settings.marketplaces:
+            lines += [f"  {m.name} ({m.code}):"] + [f"    {text}" for text in _flows(conn, m.code)]
+    if dagster_home is not None:
+        lines += ["  asset checks (latest evaluation per partition):"] + [f"    {text}" for text in _checks(settings, dagster_home)]
+    lines += ["  datasets:"] + [f"    {text}" for text in _datasets(settings.resolve_path(settings.warehouse_path))]
+    return "\n".join(lines)
+
+
+def _flows(conn: sa.Connection, code: str) -> list[str]:
+    links = order_links.c
+
+    def count(*where) -> int:
+        return conn.scalar(sa.select(sa.func.count()).select_from(order_links).where(links.marketplace == code, *where))
+
+    imported = links.import_state == "imported"
+    shipped = conn.scalar(sa.select(sa.func.count(sa.distinct(fulfilment_pushes.c.mirakl_order_id))).where(
+        fulfilment_pushes.c.marketplace == code, fulfilment_pushes.c.or24_state.in_(("done", "already"))))
+    held = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(order_lines.c.held_quantity), 0)).where(
+        order_lines.c.marketplace == code))
+    skipped = Counter(dict(conn.execute(sa.select(links.skip_reason, sa.func.count()).where(
+        links.marketplace == code, links.skip_reason.is_not(None)).group_by(links.skip_reason)).all()))
+    exceptions = Counter(dict(conn.execute(sa.select(exception_queue.c.kind, sa.func.count()).where(
+        exception_queue.c.marketplace == code, exception_queue.c.status == "open").group_by(exception_queue.c.kind)).all()))
+    return [
+        f"orders: {count()} seen, {count(links.acceptance_state.in_(('accepted', 'partial')))} accepted, "
+        f"{count(links.acceptance_state == 'refused')} refused, {count(imported)} imported into Shopify "
+        f"({count(imported, links.payment_state == 'pending')} still pending payment, "
+        f"{count(imported, links.address_state == 'missing')} waiting for their address)",
+        f"skipped: {_counts(skipped)}",
+        f"shipments: {shipped} orders shipped in Mirakl; cancellations after import: {held} units held in Shopify",
+        f"open exceptions: {_counts(exceptions)}",
+    ]
+
+
+def _checks(settings: Settings, dagster_home: Path) -> list[str]:
+    from dagster import DagsterInstance
+
+    from mirakl_pipelines.definitions import build_definitions
+
+    keys = sorted(build_definitions(settings).resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
+    rows = []
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for key in keys:
+            latest: dict[str | None, str] = {}
+            for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
+                latest.setdefault(record.partition, record.status.value)  # newest first
+            outcomes = Counter(latest.values())
+            rows.append(f"{key.asset_key.to_user_string()}:{key.name}: {_counts(outcomes) if outcomes else 'not evaluated'}")
+    return rows
+
+
+def _datasets(warehouse: Path) -> list[str]:
+    if not warehouse.exists():
+        return ["none written"]
+    rows = []
+    for dataset in sorted(p for p in warehouse.iterdir() if p.is_dir()):
+        files = list(dataset.rglob("*.parquet"))
+        rows.append(f"{dataset.name}: {len(files)} parquet file(s) under {dataset}")
+    return rows or ["none written"]
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{key} {n}" for key, n in counter.most_common()) or "none"
