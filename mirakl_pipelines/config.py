@@ -74,6 +74,11 @@ class OrderImportConfig(_Strict):
     send_receipt: bool = False
     commission_metafield_namespace: str = "mirakl"
     import_deadline_minutes: int = Field(default=30, ge=1, description="an eligible order not in Shopify after this is an error")
+    cancellation_amounts: Literal["auto", "as_ordered", "net_of_cancellations"] = Field(
+        default="auto",
+        description="whether a line's amounts stay as ordered once units are cancelled (the spec's example) or are "
+                    "net of its cancellations; auto tells it from each line's price and refuses a line nothing tells",
+    )
 
     @field_validator("states")
     @classmethod
@@ -169,7 +174,12 @@ class InvoiceConfig(_Strict):
 class FulfilmentsConfig(_Strict):
     partial_shipments: bool = Field(
         default=False,
-        description="notify a partly fulfilled order (OR23/OR24); when false, ship once every accepted line is fulfilled",
+        description="send each parcel's tracking (OR23) as it ships; OR24, which ships every line, still waits for all",
+    )
+    multiple_shipments: bool = Field(
+        default=False,
+        description="the marketplace has Mirakl's multiple-shipments feature: one shipment per parcel (ST01) with its "
+                    "lines, quantities and tracking; the order ships with its last parcel",
     )
     accepts_unregistered_carriers: bool = Field(
         default=False, description="send carrier_name + carrier_url for a carrier missing from the map, instead of an exception"

@@ -28,15 +28,23 @@ from mirakl_pipelines.webhooks.app import WEBHOOK_PATH, create_webhook_app
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
-# Two shipping policies side by side: Decathlon ships complete orders only, queues unmapped carriers and
-# gets the invoice (OR74, served by the sandbox store); Leroy Merlin takes partial shipments and carriers
-# by name and URL.
+# Two marketplaces side by side. Decathlon quotes prices tax included, ships complete orders only (one OR23 +
+# OR24), queues unmapped carriers and gets the invoice (OR74, served by the sandbox store); Leroy Merlin quotes
+# them tax excluded, has Mirakl's multiple shipments (one ST01 shipment per parcel, each with its tracking) and
+# takes carriers by name and URL.
 DEMO_MARKETPLACES = {
-    "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False,
-                         partial_shipments=False, accepts_unregistered_carriers=False, invoice=True),
+    "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False, tax_mode="TAX_INCLUDED",
+                         partial_shipments=False, multiple_shipments=False, accepts_unregistered_carriers=False,
+                         invoice=True),
     "leroymerlin_fr": dict(name="Leroy Merlin FR (sandbox)", window_hours=120, refuse_unservable=True,
-                           partial_shipments=True, accepts_unregistered_carriers=True, invoice=False),
+                           tax_mode="TAX_EXCLUDED", partial_shipments=True, multiple_shipments=True,
+                           accepts_unregistered_carriers=True, invoice=False),
 }
+# Payments the marketplaces take later than acceptance arrive within the demo's first minutes: a debit after
+# shipment or delivery a minute later, a payment term of N days after N × 4 s, delivery two minutes after shipping.
+DEMO_DEFERRED_DEBIT = timedelta(seconds=60)
+DEMO_PAYMENT_DAY = timedelta(seconds=4)
+DEMO_RECEIVE_DELAY = timedelta(minutes=2)
 # Short enough that the check turns red within minutes when the sandbox rejects shipments.
 DEMO_UNACKNOWLEDGED_MINUTES = 3
 
@@ -71,7 +79,7 @@ class Sandbox:
             "marketplaces": [{
                 "code": code, "name": spec["name"], "base_url": self.servers[code].url,
                 "api_key_env": f"SANDBOX_{code.upper()}_API_KEY", "currency": "EUR",
-                "orders": {"states": ["SHIPPING"], "tags": ["mirakl", "sandbox"]},
+                "orders": {"states": ["SHIPPING"], "tags": ["mirakl", "sandbox"], "tax_mode": spec["tax_mode"]},
                 "acceptance": {"mode": "auto", "window_hours": spec["window_hours"], "refuse_unservable": spec["refuse_unservable"]},
                 "schedule": {"cron": cron, "lookback_minutes": 120},
                 "fulfilments": self._fulfilments(spec),
@@ -80,7 +88,7 @@ class Sandbox:
 
     def _fulfilments(self, spec: dict) -> dict:
         invoice = {"enabled": True, "source": f"{self.servers['shopify'].url}/_sandbox/invoices/{{order_name}}.pdf"}
-        return {"partial_shipments": spec["partial_shipments"],
+        return {"partial_shipments": spec["partial_shipments"], "multiple_shipments": spec["multiple_shipments"],
                 "accepts_unregistered_carriers": spec["accepts_unregistered_carriers"],
                 "unacknowledged_after_minutes": DEMO_UNACKNOWLEDGED_MINUTES,
                 "invoice": invoice if spec["invoice"] else {"enabled": False}}
@@ -130,12 +138,16 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
             code=code, api_key=keys[code], acceptance_window=timedelta(hours=spec["window_hours"]),
             debit_delay=debit_delay, rate_limit_scale=rate_limit_scale,
             accepts_unregistered_carriers=spec["accepts_unregistered_carriers"],
+            multiple_shipments=spec["multiple_shipments"], deferred_debit_delay=DEMO_DEFERRED_DEBIT,
+            payment_duration_day=DEMO_PAYMENT_DAY, receive_delay=DEMO_RECEIVE_DELAY,
         ))
         for code, spec in DEMO_MARKETPLACES.items()
     }
     store = ShopifyStore.from_catalogue_file(CATALOGUE, StoreSettings(access_token=keys["shopify"]))
     catalogue = yaml.safe_load(CATALOGUE.read_text())
-    scenario = Scenario(sims, catalogue, ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute))
+    excluded = tuple(code for code, spec in DEMO_MARKETPLACES.items() if spec["tax_mode"] == "TAX_EXCLUDED")
+    scenario = Scenario(sims, catalogue, ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute,
+                                                          tax_excluded_marketplaces=excluded))
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
     servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
     scenario.seed_backlog(backlog)

@@ -79,6 +79,7 @@ class FulfilmentPushes(LedgerBase):
         status: str | None = None,
         invoice: bool = False,
         seen_at: datetime | None = None,
+        tracking_numbers: list[str] | tuple[str, ...] = (),
         now: datetime,
     ) -> FulfilmentPush:
         """Store a fulfilment as Shopify shows it (``created_at``/``updated_at`` are Shopify's).
@@ -117,6 +118,7 @@ class FulfilmentPushes(LedgerBase):
             fulfilment_updated_at=updated_at,
             fulfilment_seen_at=seen_at,
             line_quantities=quantities,
+            tracking_numbers=[_optional_text(n, "tracking_numbers", record) for n in tracking_numbers] or None,
             or23_state="pending",
             or24_state="pending",
             or74_state="pending" if invoice else "skipped",
@@ -146,6 +148,7 @@ class FulfilmentPushes(LedgerBase):
                 "fulfilment_seen_at": new.fulfilment_seen_at,
                 **{name: new[name] for name in tracking},
                 "line_quantities": new.line_quantities,
+                "tracking_numbers": new.tracking_numbers,
                 "or23_state": sa.case((tracking_changed, "pending"), else_=f.c.or23_state),
                 "or23_at": sa.case((tracking_changed, new.updated_at), else_=f.c.or23_at),
                 "or23_error": sa.case((tracking_changed, sa.null()), else_=f.c.or23_error),
@@ -171,15 +174,19 @@ class FulfilmentPushes(LedgerBase):
         carrier_code: str | None = None,
         carrier_name: str | None = None,
         carrier_url: str | None = None,
+        shipment_id: str | None = None,
     ) -> FulfilmentPush:
         """Record a step's outcome (``error`` replaces the last one; None clears it); returns the row.
 
         With OR23, pass the carrier actually sent: ``carrier_code`` for a registered carrier, or
         ``carrier_name`` + ``carrier_url`` for an unregistered one; giving any replaces all three.
+        ``shipment_id``: the Mirakl shipment created for the parcel (multiple shipments).
         """
         record = _record(marketplace, mirakl_order_id, fulfillment_id)
         values = _step_values(record, step, state, now, error,
                               {"carrier_code": carrier_code, "carrier_name": carrier_name, "carrier_url": carrier_url})
+        if shipment_id is not None:
+            values["shipment_id"] = require_text(shipment_id, "shipment_id", record)
         if state in _CALLED_STATES:
             values["attempts"] = f.c.attempts + 1
         stmt = sa.update(f).where(*_key(marketplace, mirakl_order_id, fulfillment_id)).values(**values).returning(*f.c)

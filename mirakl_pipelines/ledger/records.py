@@ -143,6 +143,8 @@ class FulfilmentPush:
     attempts: int
     created_at: datetime
     updated_at: datetime
+    tracking_numbers: list[str] | None = None
+    shipment_id: str | None = None  # the Mirakl shipment (ST01) of this parcel, with multiple shipments
 
     def step(self, name: str) -> StepOutcome:
         """The outcome of ``name`` (OR23, OR24 or OR74)."""

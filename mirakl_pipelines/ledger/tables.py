@@ -194,6 +194,10 @@ fulfilment_pushes = sa.Table(
     sa.Column("carrier_name", sa.Text),
     sa.Column("carrier_url", sa.Text),
     sa.Column("line_quantities", sa.JSON, nullable=False),
+    sa.Column("tracking_numbers", sa.JSON),  # every number of the parcel (tracking_number is the first)
+    # With Mirakl's multiple shipments, the parcel is its own Mirakl shipment: OR23 is then the tracking sent
+    # with it and OR24 its creation as shipped (ST01), whose id this is.
+    sa.Column("shipment_id", sa.String(64)),
     sa.Column("or23_state", sa.String(16), nullable=False),
     sa.Column("or23_at", UtcDateTime),
     sa.Column("or23_error", sa.Text),

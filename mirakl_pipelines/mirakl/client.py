@@ -1,10 +1,13 @@
-"""httpx client for the Mirakl seller (shop) API: orders (OR11/OR21/OR23/OR24), documents (OR74), carriers (SH21).
+"""httpx client for the Mirakl seller (shop) API: orders (OR11/OR21/OR23/OR24), documents (OR74), carriers (SH21),
+and shipments (ST01/ST11/ST23/ST24) where the marketplace has the multiple-shipments feature.
 
 What it guarantees to its callers (the order and fulfilment assets, the benchmarks):
 - the documented call frequency is never exceeded: each listing or write books a slot in a
   CallBudget first, waits for it up to ``max_wait``, else raises CallBudgetExceeded unsent;
 - transient failures (5xx, timeouts, dropped connections, 429) are retried with bounded,
   jittered exponential backoff, 429 after its Retry-After; other 4xx fail at once, typed;
+  a write that is not idempotent (ST01) is only retried when it surely never arrived (429,
+  connection refused), else it raises MiraklOutcomeUnknown for the caller to look before resending;
 - money is read as Decimal from the JSON text, never through float;
 - a malformed order does not lose its page: it is left out of the result and recorded in
   ``client.rejected`` (reset by each ``list_orders``) for the caller's exception queue.
@@ -18,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -35,12 +39,24 @@ from mirakl_pipelines.mirakl.errors import (
     CallBudgetExceeded,
     MiraklDocumentRejected,
     MiraklInvalidState,
+    MiraklOutcomeUnknown,
     MiraklRateLimited,
     MiraklResponseError,
     MiraklServerError,
     parse_error,
 )
 from mirakl_pipelines.mirakl.models import SHIPPED_STATES, MiraklOrder
+from mirakl_pipelines.mirakl.shipments import (
+    MAX_SHIPMENTS_PER_CALL,
+    NewShipment,
+    Shipment,
+    ShipmentError,
+    ShipmentItemError,
+    ShipmentOutcome,
+    ShipmentResults,
+    ShipmentTracking,
+    ShipmentUpdateResults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +67,10 @@ MAX_IDS_PER_CALL = 100  # "The limit of 100 is exceeded for the parameter" (NOTE
 # An absolute second (in API time), not a percentage: a schedule ticking at exactly the documented
 # interval then drifts by one second per tick, not by three.
 BUDGET_MARGIN_SECONDS = 1.0
+# Failures raised before a request left: resending cannot duplicate anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# How ST24 (and OR24-like messages) name a shipment's current status.
+_SHIPMENT_STATUS = re.compile(r"but it is '([A-Z_]+)'|Current status is\s*:?\s*'?([A-Z_]+)")
 
 
 def _package_version() -> str:
@@ -101,6 +121,23 @@ def _format_datetime(value: datetime) -> str:
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
+
+
+def _one_per_order_batches(shipments: Sequence[NewShipment], size: int) -> Iterator[list[tuple[int, NewShipment]]]:
+    """Calls of at most `size` (index, shipment) pairs and one shipment per order, an order's parcels in the given order."""
+    pending = list(enumerate(shipments))
+    while pending:
+        batch: list[tuple[int, NewShipment]] = []
+        orders: set[str] = set()
+        later: list[tuple[int, NewShipment]] = []
+        for index, shipment in pending:
+            if shipment.order_id in orders or len(batch) >= size:
+                later.append((index, shipment))
+            else:
+                orders.add(shipment.order_id)
+                batch.append((index, shipment))
+        yield batch
+        pending = later
 
 
 class MiraklClient:
@@ -298,6 +335,155 @@ class MiraklClient:
             code=next((e.get("code") for e in errors if e.get("code")), None), body=str(data)[:2000], errors=errors,
         )
 
+    # ---- shipments (multiple-shipments feature) -----------------------------------------------------
+
+    def create_shipments(self, shipments: Sequence[NewShipment]) -> ShipmentResults:
+        """ST01: create one Mirakl shipment per parcel; one outcome per requested shipment, in order.
+
+        Mirakl answers 201 even when it refuses shipments: refusals come back as data
+        (``outcome.error``, Mirakl's message), created shipments with their ids (``outcome.shipment``).
+        Calls carry at most 1000 shipments and at most one shipment per order, because ST01's errors
+        name only the order: that keeps every answer attributable (ST01 has no call-frequency limit).
+
+        ST01 is not idempotent: sending a shipment twice creates two. So it is never resent once it
+        may have arrived: a timeout, dropped connection, 5xx or unreadable answer raises
+        MiraklOutcomeUnknown (and stops before the next call). To stay exactly-once, a caller:
+        1. gives each parcel a stable ``package_reference`` (e.g. the Shopify fulfilment id);
+        2. records the parcel as "sending" in its ledger before this call, and the shipment id after;
+        3. when the call raised, or the process died in between (a "sending" record without an id),
+           calls ``find_shipment(order_id, package_reference)`` (ST11) and records what it finds,
+           sending again only when nothing is found. An outcome with neither shipment nor error
+           (``answered`` False) is treated the same way.
+        """
+        outcomes: dict[int, ShipmentOutcome] = {}
+        for batch in _one_per_order_batches(list(shipments), MAX_SHIPMENTS_PER_CALL):
+            self._await_budget("ST01")
+            response = self._send(
+                "ST01", "POST", "/api/shipments", json={"shipments": [s.to_payload() for _, s in batch]}, idempotent=False
+            )
+            try:
+                data = json.loads(response.text)
+                created = [Shipment.model_validate(item) for item in data["shipment_success"] or []]
+                refused = [ShipmentError.model_validate(item) for item in data["shipment_errors"] or []]
+            except (ValueError, TypeError, KeyError, ValidationError) as error:
+                raise MiraklOutcomeUnknown(
+                    "ST01", response.status_code, f"unreadable answer ({error}); the shipments may have been created",
+                    body=response.text[:2000],
+                ) from error
+            by_order = {s.order_id: s for s in created}
+            errors = {e.order_id: e.message or "refused without a message" for e in refused if e.order_id}
+            for index, request in batch:
+                outcomes[index] = ShipmentOutcome(request, by_order.get(request.order_id), errors.get(request.order_id))
+        return ShipmentResults([outcomes[index] for index in sorted(outcomes)])
+
+    def update_shipment_tracking(self, updates: Mapping[str, ShipmentTracking]) -> ShipmentUpdateResults:
+        """ST23: set the tracking of shipments by id (shipment id -> tracking). Idempotent, so retried.
+
+        Per-shipment refusals (unknown id, carrier rules) come back as data in ``errors``.
+        """
+        items = [{"id": shipment_id, "tracking": tracking.to_payload()} for shipment_id, tracking in updates.items()]
+        empty = [item["id"] for item in items if not item["tracking"]]
+        if empty:
+            raise ValueError(f"ST23: no tracking field set for shipment(s) {empty}")
+        results = ShipmentUpdateResults()
+        for start in range(0, len(items), MAX_SHIPMENTS_PER_CALL):
+            self._await_budget("ST23")
+            data = self._send_json("ST23", "POST", "/api/shipments/tracking",
+                                   json={"shipments": items[start:start + MAX_SHIPMENTS_PER_CALL]})
+            self._read_update_results("ST23", data, results)
+        return results
+
+    def ship_shipments(self, shipment_ids: Sequence[str]) -> ShipmentUpdateResults:
+        """ST24: validate shipments as shipped. A shipment Mirakl reports as already shipped (a repeat of a call
+        whose answer was lost) lands in ``already_shipped``, not in ``errors``, so retries are safe."""
+        if isinstance(shipment_ids, str):
+            raise ValueError(f"ST24 takes a sequence of shipment ids, not the string {shipment_ids!r}")
+        ids = list(dict.fromkeys(shipment_ids))
+        results = ShipmentUpdateResults()
+        for batch in _batches(ids, MAX_SHIPMENTS_PER_CALL):
+            self._await_budget("ST24")
+            data = self._send_json("ST24", "PUT", "/api/shipments/ship", json={"shipments": [{"id": i} for i in batch]})
+            self._read_update_results("ST24", data, results)
+        return results
+
+    def list_shipments(
+        self,
+        *,
+        order_ids: Optional[Sequence[str]] = None,
+        states: Optional[Sequence[str]] = None,
+        updated_from: Optional[datetime] = None,
+        updated_to: Optional[datetime] = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> list[Shipment]:
+        """ST11: every shipment matching the filters, oldest first, following `next_page_token` to the last page.
+
+        Later pages send only the token (Mirakl ignores other parameters then); each batch of 100
+        `order_ids` is its own listing.
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        if isinstance(order_ids, str):
+            raise ValueError(f"ST11 order_ids must be a sequence of ids, not the string {order_ids!r}")
+        if order_ids is not None and not order_ids:
+            return []
+        params: dict[str, Any] = {"limit": page_size, "sort": "dateCreated,ASC"}
+        if states:
+            params["shipment_state_code"] = list(states)  # repeated keys, the spec's form
+        if updated_from is not None:
+            params["last_updated_from"] = _format_datetime(updated_from)
+        if updated_to is not None:
+            params["last_updated_to"] = _format_datetime(updated_to)
+        found: dict[str, Shipment] = {}
+        id_batches = _batches(list(dict.fromkeys(order_ids)), MAX_IDS_PER_CALL) if order_ids else [None]
+        for batch in id_batches:
+            page_params = dict(params, order_id=batch) if batch else params
+            while True:
+                self._await_budget("ST11")
+                data = self._send_json("ST11", "GET", "/api/shipments", params=page_params)
+                if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                    raise MiraklResponseError("ST11", 200, "response has no 'data' list", body=str(data)[:2000])
+                try:
+                    found.update((s.id, s) for s in (Shipment.model_validate(item) for item in data["data"]))
+                except ValidationError as error:
+                    raise MiraklResponseError("ST11", 200, f"malformed shipment in response: {error}") from error
+                token = data.get("next_page_token")
+                if not token or not data["data"]:
+                    break
+                page_params = {"page_token": token}
+        return list(found.values())
+
+    def find_shipment(self, order_id: str, package_reference: str) -> Optional[Shipment]:
+        """The live (not canceled) shipment of `order_id` carrying `package_reference`, if Mirakl has one (ST11).
+
+        What a caller asks after ST01 raised MiraklOutcomeUnknown, or after a crash between ST01 and
+        its ledger write: found, the shipment exists and must not be created again.
+        """
+        if not package_reference:
+            raise ValueError(f"find_shipment for order {order_id}: package_reference is empty")
+        matches = [
+            s for s in self.list_shipments(order_ids=[order_id])
+            if package_reference in s.package_references and s.status != "CANCELED"
+        ]
+        return matches[-1] if matches else None
+
+    def _read_update_results(self, operation: str, data: Any, results: ShipmentUpdateResults) -> None:
+        """Fold an ST23/ST24 answer ({shipment_success[{id}], shipment_errors[{id, message}]}) into `results`."""
+        if not isinstance(data, dict):
+            raise MiraklResponseError(operation, 200, "response is not an object", body=str(data)[:2000])
+        try:
+            results.succeeded.extend(str(item["id"]) for item in data.get("shipment_success") or [])
+            errors = [ShipmentItemError.model_validate(item) for item in data.get("shipment_errors") or []]
+        except (TypeError, KeyError, ValidationError) as error:
+            raise MiraklResponseError(operation, 200, f"malformed answer: {error}", body=str(data)[:2000]) from error
+        for error in errors:
+            match = _SHIPMENT_STATUS.search(error.message or "")
+            status = match and (match.group(1) or match.group(2))
+            if operation == "ST24" and error.id and status in SHIPPED_STATES:
+                log.info("Mirakl ST24 %s: already shipped (status %s)", error.id, status)
+                results.already_shipped.append(error.id)
+            else:
+                results.errors.append(error)
+
     # ---- reference data -----------------------------------------------------------------------------
 
     def list_carriers(self) -> list[Carrier]:
@@ -388,8 +574,12 @@ class MiraklClient:
                 operation, response.status_code, f"response is not JSON: {error}", body=response.text[:2000]
             ) from error
 
-    def _send(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request with bounded retries; returns the 2xx response or raises a typed MiraklError."""
+    def _send(self, operation: str, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
+        """One request with bounded retries; returns the 2xx response or raises a typed MiraklError.
+
+        `idempotent=False` (ST01): a failure after the request may have arrived raises MiraklOutcomeUnknown,
+        never retried; only 429s and connections that never opened are retried.
+        """
         if self.shop_id is not None:
             kwargs["params"] = dict(kwargs.get("params") or {}, shop_id=self.shop_id)
 
@@ -399,10 +589,19 @@ class MiraklClient:
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as error:
-                raise MiraklServerError(operation, None, f"{type(error).__name__}: {error}") from error
+                reason = f"{type(error).__name__}: {error}"
+                if not idempotent and not isinstance(error, _NOT_SENT):
+                    raise MiraklOutcomeUnknown(operation, None, f"{reason}; the request may have been applied") from error
+                raise MiraklServerError(operation, None, reason) from error
             if response.is_success:
                 return response
-            raise parse_error(operation, response)
+            error = parse_error(operation, response)
+            if not idempotent and isinstance(error, MiraklServerError):
+                raise MiraklOutcomeUnknown(
+                    operation, error.status, f"{error.message}; the request may have been applied",
+                    code=error.code, body=error.body,
+                ) from error
+            raise error
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),

@@ -84,6 +84,12 @@ class MiraklResponseError(MiraklError):
     """A 2xx whose body is not what the contract promises (not JSON, no 'orders' list…)."""
 
 
+class MiraklOutcomeUnknown(MiraklError):
+    """A write that is not idempotent (ST01) reached Mirakl but no usable answer came back (timeout, dropped
+    connection, 5xx, unreadable 2xx): it may have taken effect. Never resent automatically, and not a
+    MiraklServerError, so no generic retry resends it: look first (ST11), then send what is missing."""
+
+
 class CallBudgetExceeded(MiraklError):
     """Calling now would break the operation's documented maximum call frequency by more than ``max_wait``."""
 

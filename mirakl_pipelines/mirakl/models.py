@@ -8,9 +8,10 @@ number's text, never through float).
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # States an order reaches only after OR24 (NOTES §3.4): it has shipped.
 SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
@@ -18,6 +19,21 @@ SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
 
 class MiraklModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_lists_are_empty(cls, data: Any) -> Any:
+        """The spec lets optional lists be null (order_taxes, fees, promotions…): read null as empty."""
+        if isinstance(data, dict):
+            lists = _list_fields(cls)
+            if any(data.get(name) is None and name in data for name in lists):
+                data = {k: ([] if v is None and k in lists else v) for k, v in data.items()}
+        return data
+
+
+@lru_cache(maxsize=None)
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, f in model.model_fields.items() if getattr(f.annotation, "__origin__", None) is list)
 
 
 class BreakdownPart(MiraklModel):

@@ -10,10 +10,13 @@ What a line still owes and still has to ship follows from what Mirakl states abo
   Its own OR11 example keeps the ordered figures (price 165 = 55 × 3 with 12.34 cancelled): the
   "gross" reading, live = stated − cancelled. An instance may state the line already net of its
   cancellations: the "net" reading. `price_unit` tells them apart: gross when `price` ≈ `price_unit`
-  × `quantity` − promotions, net when `price` + cancelled ≈ that. `quantity` is the ordered quantity
-  in both readings;
+  × `quantity` − promotions, net when `price` + cancelled ≈ that. When the cancellations take nothing off
+  the price (free units, a shipping-only cancellation), nothing in the line tells: the marketplace's
+  configured reading decides (`orders.cancellation_amounts`), else the line is refused as ambiguous
+  rather than guessed. `quantity` is the ordered quantity in both readings;
 - rounding: in TAX_EXCLUDED mode `price_unit` is rounded while `price` is exact, so `price` is the
-  truth; `price_unit` only serves to tell the reading (half a cent of slack per unit);
+  truth and `price_unit` may differ from it by half a cent per unit; a larger difference nothing
+  explains (no promotion, no cancellation) refuses the line instead of guessing which is right;
 - taxes whose `amount_breakdown` parts are not payable to the shop are collected by the marketplace
   itself (channel-liable).
 Refused and cancelled lines (`order_line_state`) are not live: they owe nothing and ship nothing.
@@ -31,6 +34,8 @@ ZERO = Decimal("0")
 # Line states that will never be shipped: such lines are neither imported nor decided.
 DEAD_LINE_STATES = frozenset({"REFUSED", "CANCELED"})
 READINGS = ("gross", "net")
+# orders.cancellation_amounts: "auto" tells the reading from each line's figures (module docstring).
+CANCELLATION_AMOUNTS = {"auto": None, "as_ordered": "gross", "net_of_cancellations": "net"}
 
 
 class LineAmountError(ValueError):
@@ -119,13 +124,13 @@ def live_order_lines(order: MiraklOrder) -> list[OrderLine]:
     return [line for line in order.order_lines if live_quantity(line) > 0]
 
 
-def live_lines(order: MiraklOrder) -> list[LiveLine]:
+def live_lines(order: MiraklOrder, reading: Optional[str] = None) -> list[LiveLine]:
     """The live lines' amounts; LineAmountError names the first line that cannot be read.
 
     Every line not refused or cancelled is read, so a line whose units were all cancelled while money
     is still owed on it is an error, not a line silently dropped.
     """
-    lines = [live_line(line) for line in order.order_lines if not is_dead(line)]
+    lines = [live_line(line, reading) for line in order.order_lines if not is_dead(line)]
     for line in lines:
         owed = line.price + line.shipping + line.fee_total
         if line.quantity == 0 and owed != 0:
@@ -134,7 +139,8 @@ def live_lines(order: MiraklOrder) -> list[LiveLine]:
     return [line for line in lines if line.quantity > 0]
 
 
-def live_line(line: OrderLine) -> LiveLine:
+def live_line(line: OrderLine, reading: Optional[str] = None) -> LiveLine:
+    """The line's live figures; `reading` ("gross" | "net") when the marketplace's is known, else told per line."""
     lid = line.order_line_id
     if line.quantity <= 0:
         raise LineAmountError(lid, f"quantity is {line.quantity}: a line orders at least one unit")
@@ -147,7 +153,7 @@ def live_line(line: OrderLine) -> LiveLine:
     promoted = sum((p.deduced_amount or ZERO for p in promotions), ZERO)
     if promoted < 0:
         raise LineAmountError(lid, f"promotions deduce {_m(promoted)}, below zero")
-    reading = _reading(line, promoted)
+    reading = _reading(line, promoted, reading)
     cancels = line.cancelations if reading == "gross" else []
     price = line.price - _sum(c.amount for c in cancels)
     shipping = (line.shipping_price or ZERO) - _sum(c.shipping_amount for c in cancels)
@@ -167,20 +173,41 @@ def live_line(line: OrderLine) -> LiveLine:
     )
 
 
-def _reading(line: OrderLine, promoted: Decimal) -> str:
-    """"gross" unless the figures show the line stated net of its cancellations (module docstring)."""
+def _reading(line: OrderLine, promoted: Decimal, configured: Optional[str]) -> str:
+    """How Mirakl states the line ("gross" as ordered, "net" of its cancellations): the marketplace's `configured`
+    reading, else told from the figures (module docstring). Either way the price must be `price_unit` × `quantity`
+    − promotions to within the rounding of `price_unit` (before cancellations for gross, after for net): a price
+    that nothing explains is refused, not imported as if it were right."""
     cancelled = _sum(c.amount for c in line.cancelations)
-    if cancelled == 0 or line.price_unit is None:
-        return "gross"
+    if configured is None and cancelled == 0:
+        others = [c for c in line.cancelations if _sum([c.shipping_amount]) or c.fees or c.taxes or c.shipping_taxes
+                  or c.commission_amount]
+        if others:
+            raise LineAmountError(
+                line.order_line_id,
+                "its cancellations take shipping, fees or taxes but nothing off the price, so nothing tells whether "
+                "Mirakl's figures for the line are still as ordered or already net of them: set "
+                "orders.cancellation_amounts (as_ordered or net_of_cancellations) for this marketplace")
+    if line.price_unit is None:
+        return configured or "gross"
     expected = line.price_unit * line.quantity - promoted
     slack = CENT / 2 * line.quantity  # price_unit is rounded to the cent
-    if abs(line.price - expected) <= slack:
-        return "gross"
-    if abs(line.price + cancelled - expected) <= slack:
-        return "net"
+    fits = {"gross": abs(line.price - expected) <= slack, "net": abs(line.price + cancelled - expected) <= slack}
+    if configured is not None and fits[configured]:
+        return configured
+    if configured is None and (fits["gross"] or fits["net"]):
+        return "gross" if fits["gross"] else "net"
+    if not cancelled:
+        raise LineAmountError(
+            line.order_line_id,
+            f"price {_m(line.price)} ≠ price_unit {_m(line.price_unit)} × {line.quantity} − promotions {_m(promoted)} "
+            f"= {_m(expected)}, a difference of {_m(line.price - expected)}, more than rounding price_unit explains: "
+            "cannot tell what the customer paid for this line")
+    readings = {"gross": "before cancellations", "net": "after them"}
+    which = f"the configured reading ({readings[configured]})" if configured else "either reading"
     raise LineAmountError(
         line.order_line_id,
-        f"price {_m(line.price)} with {_m(cancelled)} cancelled fits neither reading of price_unit {_m(line.price_unit)} × "
+        f"price {_m(line.price)} with {_m(cancelled)} cancelled fits {which} of price_unit {_m(line.price_unit)} × "
         f"{line.quantity} − promotions {_m(promoted)} = {_m(expected)} (the price should equal it before cancellations, "
         f"or equal it minus the cancelled amount after): cannot tell what the customer still pays for this line",
     )

@@ -26,12 +26,12 @@ from typing import Optional
 import pycountry
 
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
-from mirakl_pipelines.mirakl.models import Address, MiraklOrder, OrderLine, Promotion, Tax
+from mirakl_pipelines.mirakl.models import Address, MiraklOrder, OrderLine, Promotion
 from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Variant
 from mirakl_pipelines.sync.addresses import province_code, shopify_phone
 from mirakl_pipelines.sync.eligibility import is_complete_address
 from mirakl_pipelines.sync.order_lines import (
-    CENT, ZERO, LineAmountError, LiveLine, TaxAmount, is_dead, live_lines, split_in_cents,
+    CANCELLATION_AMOUNTS, CENT, ZERO, LineAmountError, LiveLine, TaxAmount, is_dead, live_lines, split_in_cents,
 )
 from mirakl_pipelines.sync.payments import payment_status
 
@@ -229,6 +229,7 @@ class _Checked:
     currency: str
     taxes_included: bool
     lines: list[LiveLine]
+    fees_paid: bool  # the line fees are in Mirakl's total_price, so the customer paid them
 
 
 def _check(order: MiraklOrder, variants: Mapping[str, Variant], marketplace: MarketplaceConfig,
@@ -249,14 +250,14 @@ def _check(order: MiraklOrder, variants: Mapping[str, Variant], marketplace: Mar
     if tax_mode not in TAX_MODES:
         raise MappingError(oid, "malformed", f"order_tax_mode {tax_mode!r} is not one of {TAX_MODES}")
     try:
-        lines = live_lines(order)
+        lines = live_lines(order, CANCELLATION_AMOUNTS[marketplace.orders.cancellation_amounts])
     except LineAmountError as e:
         raise MappingError(oid, "malformed", e.reason) from None
     if not lines:
         raise MappingError(oid, "malformed", "no order line to import (none, or every unit refused or canceled)")
     _check_skus(oid, lines, variants)
-    _check_totals(order)
-    return _Checked(store.currency.upper(), tax_mode == "TAX_INCLUDED", lines)
+    fees_paid = _check_totals(order)
+    return _Checked(store.currency.upper(), tax_mode == "TAX_INCLUDED", lines, fees_paid)
 
 
 def _check_skus(order_id: str, lines: list[LiveLine], variants: Mapping[str, Variant]) -> None:
@@ -272,15 +273,19 @@ def _check_skus(order_id: str, lines: list[LiveLine], variants: Mapping[str, Var
         )
 
 
-def _stated_total(line: OrderLine) -> Decimal:
-    return (line.price or ZERO) + (line.shipping_price or ZERO) + sum((f.amount or ZERO for f in line.fees), ZERO)
+def _stated_total(line: OrderLine, with_fees: bool = True) -> Decimal:
+    fees = sum((f.amount or ZERO for f in line.fees), ZERO) if with_fees else ZERO
+    return (line.price or ZERO) + (line.shipping_price or ZERO) + fees
 
 
-def _check_totals(order: MiraklOrder) -> None:
-    """Mirakl's order figures are the sums of its lines' (spec: total = price + shipping + fees).
+def _check_totals(order: MiraklOrder) -> bool:
+    """Mirakl's order figures are the sums of its lines' (spec: total = price + shipping + fees); True when the
+    fees are in the total (the customer paid them).
 
     After a partial refusal Mirakl's sums may or may not still cover the refused lines (unverified on a
-    live instance): the document is consistent if either reading adds up.
+    live instance): the document is consistent if either reading adds up. The spec's own OR11 example leaves
+    its line fees out of total_price (173 = 165 + 8 with 0.65 of fees): a total without the fees is read as
+    fees the customer did not pay.
     """
     oid = order.order_id
     if order.total_price is None:
@@ -301,17 +306,24 @@ def _check_totals(order: MiraklOrder) -> None:
         raise MappingError(oid, "malformed", f"order shipping_price {_money(order.shipping_price)} is not the sum of its "
                                              f"lines' shipping prices ({_money(all_lines)}; spec: Σ line shipping_price)")
     if fits(order.total_price, _stated_total):
-        return
+        fees_paid = True
+    elif any(line.fees for line in order.order_lines) and fits(order.total_price, lambda line: _stated_total(line, False)):
+        fees_paid = False
+    else:
+        fees_paid = None
     wrong = [line for line in order.order_lines if line.total_price is not None
-             and line.total_price.quantize(CENT) != _stated_total(line).quantize(CENT)]
+             and line.total_price.quantize(CENT) != _stated_total(line, fees_paid is not False).quantize(CENT)]
+    if not wrong and fees_paid is not None:
+        return fees_paid
     if wrong:
         line = wrong[0]
-        fees = sum((f.amount or ZERO for f in line.fees), ZERO)
+        fees = sum((f.amount or ZERO for f in line.fees), ZERO) if fees_paid is not False else ZERO
         raise MappingError(
             oid, "malformed",
             f"line {line.order_line_id}: total_price {_money(line.total_price)} ≠ price {_money(line.price or ZERO)} + "
-            f"shipping {_money(line.shipping_price or ZERO)} + fees {_money(fees)} = {_money(_stated_total(line))} "
-            "(spec: a line's total is its price with shipping and fees)",
+            f"shipping {_money(line.shipping_price or ZERO)} + fees {_money(fees)} = "
+            f"{_money(_stated_total(line, fees_paid is not False))} (spec: a line's total is its price with shipping "
+            "and fees): which of them the customer paid cannot be told",
         )
     price = sum((line.price or ZERO for line in order.order_lines), ZERO)
     shipping = sum((line.shipping_price or ZERO for line in order.order_lines), ZERO)
@@ -398,11 +410,23 @@ def _shipping_total(order: MiraklOrder, lines: list[LiveLine]) -> Decimal:
 
 
 def _order_tax_lines(order: MiraklOrder, lines: list[LiveLine], taxes_included: bool, currency: str) -> list[dict]:
-    """Order-level Mirakl taxes ({code, rate, total_amount}, 'order level tax calculation') as Shopify order tax lines."""
-    taxes = [
-        TaxAmount(tax.code or "Tax", tax.rate, Decimal(str(getattr(tax, "total_amount", None) or tax.amount or 0)))
-        for tax in order.order_taxes
-    ]
+    """Order-level Mirakl taxes ({code, rate, total_amount}, 'order level tax calculation') as Shopify order tax lines.
+
+    The order's figures may also sum the shipping taxes its lines state (which go on the shipping line): what a
+    code's shipping taxes already hold is taken off that code's order figure, so no tax is counted twice.
+    """
+    shipping = {}
+    for line in order.order_lines:
+        for tax in line.shipping_taxes:
+            shipping[tax.code or "Tax"] = shipping.get(tax.code or "Tax", ZERO) + (tax.amount or ZERO)
+    taxes = []
+    for tax in order.order_taxes:
+        code = tax.code or "Tax"
+        amount = Decimal(str(getattr(tax, "total_amount", None) or tax.amount or 0))
+        held = min(shipping.get(code, ZERO), amount)
+        shipping[code] = shipping.get(code, ZERO) - held
+        if amount - held > 0 or amount == 0:
+            taxes.append(TaxAmount(code, tax.rate, amount - held))
     gross = sum((line.price for line in lines), ZERO)
     return _tax_lines(taxes, gross, taxes_included, currency)
 
@@ -525,17 +549,20 @@ def build_order_create(
     notes = _order_facts(order, lines, marketplace)
     addresses = _addresses(order, notes, allow_missing_address)
     line_items = [item for line in lines for item in _line_items(line, variants[line.sku], taxes_included, currency)]
-    fee_items = [item for line in lines for item in _fee_items(line, currency)]
+    fee_items = [item for line in lines for item in _fee_items(line, currency)] if checked.fees_paid else []
+    if not checked.fees_paid:
+        notes.note("Line fees are not in Mirakl's total_price: not charged to the customer, so not on this order")
     shipping_line = _shipping_line(order, lines, taxes_included, currency, marketplace.code)
-    # Taxes go on lines when Mirakl gives them per line, on the order only when it gives none per line
-    # (Shopify refuses tax lines on both the order and its lines).
+    # Taxes go on lines when Mirakl gives them per line (order_taxes then only sums them), on the order only when
+    # it gives none per line, product or shipping ('order level tax calculation'): Shopify refuses both.
     order_tax_lines = []
-    if not any(line.taxes for line in lines) and order.order_taxes:
+    if not any(line.taxes for line in order.order_lines) and order.order_taxes:
         order_tax_lines = _order_tax_lines(order, lines, taxes_included, currency)
     all_tax_lines = [tax for item in [*line_items, shipping_line] for tax in item.get("taxLines", [])]
     taxes = _tax_total([*all_tax_lines, *order_tax_lines])
     # What the customer pays for the live lines (Mirakl's total_price unless lines were refused or canceled).
-    goods = sum((line.price + line.fee_total for line in lines), ZERO) + _shipping_total(order, lines)
+    fees = sum((line.fee_total for line in lines), ZERO) if checked.fees_paid else ZERO
+    goods = sum((line.price for line in lines), ZERO) + fees + _shipping_total(order, lines)
     total = goods if taxes_included else goods + taxes
     paid, payment = _payment(order, marketplace, total, currency, notes)
 

@@ -4,14 +4,18 @@ Every Shopify line item the importer creates carries the Mirakl order line id as
 (``LINE_ID_PROPERTY``), so fulfilled quantities are summed per Mirakl line over every fulfilment
 of the order (cancelled fulfilments do not count).
 
-Mirakl ships a whole order (OR24) and holds a single tracking per order (OR23). Hence:
-- with ``partial_shipments`` false the order ships once every accepted line is fully fulfilled;
-  with it true, as soon as anything is fulfilled (OR24 then closes the whole order in Mirakl);
-- when an order has several fulfilments with different tracking numbers, Mirakl gets the latest
-  fulfilment's (by creation time, then id): that is the parcel still travelling, and the earlier
-  numbers stay in Shopify. Mirakl takes OR23 only in SHIPPING, so parcels fulfilled after the order
-  shipped keep their tracking in Shopify. ``tracking_differs`` tells whether Mirakl already shows a
-  tracking: after an OR23 whose outcome was lost, the push reads the order back instead of resending.
+Without Mirakl's multiple-shipments feature, OR24 ships the WHOLE order (every line) and OR23 holds a
+single tracking per order. Hence:
+- the order ships (OR23 + OR24) once every live unit is fulfilled, never before: an OR24 after the first
+  parcel would mark lines shipped that have not left the warehouse;
+- with ``partial_shipments`` true, the customer gets tracking early: each parcel's tracking is sent with
+  OR23 as it ships ("track"), OR24 still waiting for the rest;
+- Mirakl gets the latest fulfilment's tracking (by creation time, then id): that is the parcel still
+  travelling, and the earlier numbers stay in Shopify. ``tracking_differs`` tells whether Mirakl already
+  shows a tracking: after an OR23 whose outcome was lost, the push reads the order back instead of resending.
+With the feature (``fulfilments.multiple_shipments``), each parcel is its own Mirakl shipment (ST01) with its
+lines, quantities and tracking, and the order ships with its last parcel: ``parcel_lines`` says what a
+parcel ships.
 """
 
 from collections.abc import Iterable, Mapping
@@ -23,7 +27,7 @@ from mirakl_pipelines.sync.carriers import CarrierChoice
 from mirakl_pipelines.sync.order_lines import live_order_lines, live_quantity
 from mirakl_pipelines.shopify.models import Fulfilment, mirakl_line_id, parse_shopify_time, quantities_by_mirakl_line
 
-ACTIONS = ("ship", "wait", "done", "skip")
+ACTIONS = ("ship", "track", "wait", "done", "skip")
 # Mirakl takes OR23/OR24 only in SHIPPING (NOTES §3.4); SHIPPED_STATES come after a successful OR24.
 BEFORE_SHIPPING_STATES = frozenset({"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT"})
 DEAD_ORDER_STATES = frozenset({"REFUSED", "CANCELED"})
@@ -43,14 +47,15 @@ class LineProgress:
 
 @dataclass(frozen=True)
 class ShipmentDecision:
-    """``ship``: send OR23 then OR24; ``wait``: not yet (reason); ``done``: Mirakl already shipped it;
-    ``skip``: the order will never ship in Mirakl (refused, canceled), reason says why."""
+    """``ship``: send OR23 then OR24; ``track``: send the latest parcel's tracking (OR23) only, OR24 waiting for
+    the rest (reason says what); ``wait``: not yet (reason); ``done``: Mirakl already shipped it; ``skip``: the
+    order will never ship in Mirakl (refused, canceled), reason says why."""
 
     action: str
     order_id: str
     reason: Optional[str] = None
     lines: tuple[LineProgress, ...] = ()
-    partial: bool = False  # shipping before every line is fully fulfilled
+    partial: bool = False  # some live units are not fulfilled yet (a "track" decision)
     unmatched_line_ids: tuple[str, ...] = field(default=())  # fulfilled line ids this order does not have
 
     def __post_init__(self) -> None:
@@ -62,13 +67,18 @@ def fulfilment_from_webhook(payload: Mapping[str, Any]) -> Fulfilment:
     """A `fulfillments/create|update` delivery (REST shape, shopify/NOTES.md §4.5) as a Fulfilment."""
     lines = quantities_by_mirakl_line((item.get("properties"), item.get("quantity")) for item in payload.get("line_items") or [])
     order_id = payload.get("order_id")
+    numbers = tuple(n for n in payload.get("tracking_numbers") or () if n) or tuple(
+        n for n in (payload.get("tracking_number"),) if n)
+    urls = tuple(u for u in payload.get("tracking_urls") or () if u) or tuple(u for u in (payload.get("tracking_url"),) if u)
     return Fulfilment(
         fulfilment_id=payload.get("admin_graphql_api_id") or f"gid://shopify/Fulfillment/{payload['id']}",
         created_at=parse_shopify_time(payload.get("created_at")),
         lines=lines,
         tracking_company=payload.get("tracking_company"),
-        tracking_number=payload.get("tracking_number") or next(iter(payload.get("tracking_numbers") or []), None),
-        tracking_url=payload.get("tracking_url") or next(iter(payload.get("tracking_urls") or []), None),
+        tracking_number=payload.get("tracking_number") or next(iter(numbers), None),
+        tracking_url=payload.get("tracking_url") or next(iter(urls), None),
+        tracking_numbers=numbers,
+        tracking_urls=urls,
         status=str(payload.get("status") or "success").upper(),
         order_id=f"gid://shopify/Order/{order_id}" if order_id is not None else None,
         name=payload.get("name"),
@@ -124,9 +134,10 @@ def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial
     if all(line.complete for line in lines):
         return decision("ship")
     started = [line for line in lines if line.fulfilled > 0]
-    if partial_shipments and started:
-        return decision("ship", partial=True)
     missing = "; ".join(_progress(line) for line in lines if not line.complete)
+    if partial_shipments and started:
+        return decision("track", f"order {order.order_id}: tracking sent for the parcels so far; OR24 ships every "
+                                 f"line, so it waits for the rest: {missing}", partial=True)
     if not started:
         return decision("wait", f"order {order.order_id}: nothing fulfilled in Shopify yet ({missing})")
     return decision(
@@ -134,6 +145,14 @@ def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial
         f"order {order.order_id}: partly fulfilled and this marketplace ships only complete orders "
         f"(fulfilments.partial_shipments is false); still to fulfil: {missing}",
     )
+
+
+def parcel_lines(order: MiraklOrder, parcel: Mapping[str, int], shipped: Mapping[str, int]) -> dict[str, int]:
+    """The units a parcel ships as a Mirakl shipment: its Mirakl lines' quantities, limited to the live lines and
+    to the units not already in earlier shipments (`shipped`: line id -> units), so cancelled units never ship."""
+    left = {line.order_line_id: live_quantity(line) - shipped.get(line.order_line_id, 0) for line in live_order_lines(order)}
+    return {line_id: min(units, left[line_id]) for line_id, units in parcel.items()
+            if units > 0 and left.get(line_id, 0) > 0}
 
 
 def tracking_payload(choice: CarrierChoice, tracking_number: Optional[str]) -> dict[str, str]:
@@ -187,5 +206,5 @@ class _Builder:
 
 __all__ = [
     "Fulfilment", "LineProgress", "fulfilment_from_webhook", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
-    "mirakl_line_id", "tracking_differs", "tracking_payload",
+    "mirakl_line_id", "parcel_lines", "tracking_differs", "tracking_payload",
 ]

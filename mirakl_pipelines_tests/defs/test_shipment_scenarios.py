@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
+import yaml
 
+from mirakl_pipelines.config import load_settings
 from mirakl_pipelines.defs.partitions import partition_key
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sandbox.server import serve_in_thread
@@ -20,7 +22,7 @@ from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 from mirakl_pipelines_tests.defs.test_orders_flow import MKP, Pipeline, _line, _meta, _order
 from mirakl_pipelines_tests.defs.test_shipment_push import SECRET, _push
 
-PARTIAL_MKP = "leroymerlin_fr"  # demo config: partial shipments, unregistered carriers by name and URL
+PARTIAL_MKP = "leroymerlin_fr"  # demo config: multiple shipments, unregistered carriers by name and URL
 
 
 @contextmanager
@@ -155,12 +157,15 @@ def test_an_edit_in_the_same_second_as_the_create_is_the_tracking_sent(settings,
     assert (shipped["shipping_tracking"], shipped["shipping_carrier_code"]) == (number, "CHRONOPOST") and number != parcel.number
 
 
-def test_partial_shipments_wait_on_complete_only_marketplace_and_ship_at_once_on_the_other(settings, config_path,
-                                                                                          sandbox):
-    complete_only, partial, store = sandbox.sims[MKP], sandbox.sims[PARTIAL_MKP], sandbox.store
+def test_parcels_wait_on_a_complete_only_marketplace_and_ship_one_by_one_with_multiple_shipments(
+        settings, config_path, sandbox):
+    """Issue 8, point 7: Decathlon (no multiple shipments) ships once every unit is fulfilled, with OR23 + OR24;
+    Leroy Merlin (Mirakl's multiple shipments) gets one shipment per parcel (ST01), each with its lines and its own
+    tracking, and the order ships with its last parcel. OR24 is never sent after a first parcel."""
+    complete_only, multi, store = sandbox.sims[MKP], sandbox.sims[PARTIAL_MKP], sandbox.store
     lines = [_line("ALP-MERINO-S", 1), _line("LUM-HEAD-400", 2, "39.95")]
     complete_only.add_order(_order("P-1-A", lines, state="SHIPPING"))
-    partial.add_order(_order("P-2-A", lines, state="SHIPPING"))
+    multi.add_order(_order("P-2-A", lines, state="SHIPPING"))
     warehouse = _warehouse(store, partial_share=1)  # every order in two parcels: some lines, then the rest
 
     with dg.instance_for_test() as instance, _webhook_receiver(settings, store), \
@@ -180,18 +185,17 @@ def test_partial_shipments_wait_on_complete_only_marketplace_and_ship_at_once_on
         assert row.or24.state == "waiting" and row.or23.state == "pending"
         assert f"line {missing} " in row.or24.error and "partial_shipments is false" in row.or24.error
         assert "OR23" not in complete_only.calls and "OR24" not in complete_only.calls
-        assert complete_only.get_order("P-1-A")["order_state"] == "SHIPPING"
 
-        ships = _run_shipments(pipeline, PARTIAL_MKP)
-        assert ships["shipped"] == 1 and ships["tracking_sent"] == 1
-        [first_partial] = [p for p in first if p.fulfillment_id in _fulfilment_ids(ledger, PARTIAL_MKP, "P-2-A")]
-        assert partial.get_order("P-2-A")["shipping_tracking"] == first_partial.number
+        first_parcel = _run_shipments(pipeline, PARTIAL_MKP)
+        assert first_parcel["shipped"] == 1 and first_parcel["tracking_sent"] == 1
+        assert multi.get_order("P-2-A")["order_state"] == "SHIPPING"  # the other line has not left the warehouse
+        [first_multi] = [p for p in first if p.fulfillment_id in _fulfilment_ids(ledger, PARTIAL_MKP, "P-2-A")]
 
         second = warehouse.step()
         assert len(second) == 2 and not any(p.partial for p in second)
         assert store.webhooks.wait_idle(10)
         completes = _run_shipments(pipeline, MKP)
-        later = _run_shipments(pipeline, PARTIAL_MKP)
+        last_parcel = _run_shipments(pipeline, PARTIAL_MKP)
         rows = {p.shopify_fulfillment_id: p for code, order in ((MKP, "P-1-A"), (PARTIAL_MKP, "P-2-A"))
                 for p in ledger.get_pushes(code, order)}
 
@@ -200,14 +204,47 @@ def test_partial_shipments_wait_on_complete_only_marketplace_and_ship_at_once_on
     [second_complete] = [p for p in second if rows[p.fulfillment_id].marketplace == MKP]
     shipped = complete_only.get_order("P-1-A")
     assert shipped["order_state"] == "SHIPPED" and shipped["shipping_tracking"] == second_complete.number
-    assert [p.or24.state for p in rows.values() if p.marketplace == MKP] == ["done", "done"]
-    # Partial: the second parcel is settled without a call, Mirakl keeps the first parcel's tracking.
-    assert later["shipped"] == 0 and later["tracking_sent"] == 0 and later["failed"] == 0
-    assert partial.calls["OR23"] == 1 and partial.calls["OR24"] == 1
-    assert partial.get_order("P-2-A")["shipping_tracking"] == first_partial.number
-    [settled] = [rows[p.fulfillment_id] for p in second if rows[p.fulfillment_id].marketplace == PARTIAL_MKP]
-    assert settled.or24.state == "already" and settled.or23.state == "skipped"
-    assert "already SHIPPED" in settled.or23.error
+    # Multiple shipments: two shipments, each parcel's lines and tracking; no OR23/OR24 at all.
+    assert last_parcel["shipped"] == 1 and "OR23" not in multi.calls and "OR24" not in multi.calls
+    assert multi.calls["ST01"] == 2 and multi.get_order("P-2-A")["order_state"] == "SHIPPED"
+    [second_multi] = [p for p in second if rows[p.fulfillment_id].marketplace == PARTIAL_MKP]
+    shipments = {s["id"]: s for s in multi.shipments.of_order("P-2-A")}
+    assert {rows[p.fulfillment_id].shipment_id for p in (first_multi, second_multi)} == set(shipments)
+    assert sorted(s["tracking"]["tracking_number"] for s in shipments.values()) == sorted(
+        [first_multi.number, second_multi.number])
+    assert all(rows[p.fulfillment_id].or24.state == "done" for p in (first_multi, second_multi))
+
+
+def test_partial_shipments_without_multiple_shipments_send_tracking_early_and_ship_once_complete(
+        settings, config_path, sandbox):
+    """The customer gets each parcel's tracking as it leaves (OR23), but OR24, which ships every line, waits."""
+    data = yaml.safe_load(config_path.read_text())
+    entry = next(m for m in data["marketplaces"] if m["code"] == PARTIAL_MKP)
+    entry["fulfilments"]["multiple_shipments"] = False
+    config_path.write_text(yaml.safe_dump(data))
+    settings = load_settings(config_path)
+    sim, store = sandbox.sims[PARTIAL_MKP], sandbox.store
+    sim.apply_settings(multiple_shipments=False)
+    sim.add_order(_order("PT-1-A", [_line("ALP-MERINO-S", 1), _line("LUM-HEAD-400", 2, "39.95")], state="SHIPPING"))
+    warehouse = _warehouse(store, partial_share=1)
+
+    with dg.instance_for_test() as instance, _webhook_receiver(settings, store):
+        pipeline = Pipeline(settings, config_path, instance)
+        assert _meta(pipeline.run(marketplace=PARTIAL_MKP), "shopify_orders")["imported"] == 1
+        [first] = warehouse.step()
+        assert store.webhooks.wait_idle(10)
+        early = _run_shipments(pipeline, PARTIAL_MKP)
+        assert early["shipped"] == 0 and early["tracking_sent"] == 1
+        assert (sim.calls["OR23"], sim.calls["OR24"]) == (1, 0)
+        assert sim.get_order("PT-1-A")["shipping_tracking"] == first.number
+        assert sim.get_order("PT-1-A")["order_state"] == "SHIPPING"
+
+        [second] = warehouse.step()
+        assert store.webhooks.wait_idle(10)
+        done = _run_shipments(pipeline, PARTIAL_MKP)
+    assert done["shipped"] == 1 and (sim.calls["OR23"], sim.calls["OR24"]) == (2, 1)
+    shipped = sim.get_order("PT-1-A")
+    assert shipped["order_state"] == "SHIPPED" and shipped["shipping_tracking"] == second.number
 
 
 def test_unknown_carrier_goes_by_name_and_url_where_the_marketplace_accepts_it(settings, config_path, sandbox):
@@ -229,7 +266,7 @@ def test_unknown_carrier_goes_by_name_and_url_where_the_marketplace_accepts_it(s
     assert shipped["order_state"] == "SHIPPED" and shipped["shipping_carrier_code"] is None
     assert (shipped["shipping_company"], shipped["shipping_tracking"], shipped["shipping_tracking_url"]) == (
         parcel.company, parcel.number, parcel.url)
-    assert sim.calls["OR23"] == 1 and sim.calls["OR24"] == 1
+    assert sim.calls["ST01"] == 1 and "OR23" not in sim.calls  # one shipment (multiple shipments), tracking inside
 
 
 @pytest.mark.parametrize("order_flow_saw_it", [True, False], ids=["order-flow-saw-it", "raw-orders-stale"])

@@ -1,5 +1,6 @@
 """The marketplace state machine (NOTES §4), driven directly and with a controlled clock."""
 
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -7,6 +8,9 @@ import pytest
 
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim, MiraklApiError
+from mirakl_pipelines.sandbox.mirakl.wire import to_json
+from mirakl_pipelines_tests.mirakl_spec import schema_ref, validate
+from mirakl_pipelines_tests.or11_orders import consistency_errors
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 LINES = [
@@ -313,3 +317,271 @@ def test_calls_are_counted_and_or11_later_pages_are_free_of_the_limit():
     assert sim.admit("SH21") is None and sim.admit("SH21") == 86400
     assert sim.calls == {"OR11": 3, "OR21": 2, "SH21": 1}
     assert sim.rejected == {"OR11": 2, "SH21": 1}
+
+
+# ---- payments per workflow ------------------------------------------------------------------------
+
+DEFERRED = timedelta(seconds=45)
+
+
+def accepted(sim: MarketplaceSim, order_id: str = "S-1-A", **kwargs) -> dict:
+    add(sim, order_id, **kwargs)
+    decide(sim, order_id, True, True)
+    return sim.get_order(order_id)
+
+
+def assert_debited_at(order: dict, at: datetime) -> None:
+    assert order["customer_debited_date"] == order["transaction_date"] == at
+    assert order["transaction_number"].startswith("TR-")
+    assert all(line["debited_date"] == at for line in order["order_lines"] if line["order_line_state"] not in {"CANCELED", "REFUSED"})
+    assert order["last_updated_date"] >= at
+
+
+def test_pay_on_shipment_is_debited_after_the_order_shipped():
+    sim = make_sim(deferred_debit_delay=DEFERRED)
+    order = accepted(sim, payment_workflow="PAY_ON_SHIPMENT")
+    assert order["order_state"] == "SHIPPING" and order["customer_debited_date"] is None and order["can_cancel"]
+    sim.advance(timedelta(days=1))
+    assert sim.get_order("S-1-A")["customer_debited_date"] is None  # nothing before shipment
+    sim.ship("S-1-A")
+    shipped = sim.now()
+    order = sim.get_order("S-1-A")
+    assert order["order_state"] == "SHIPPED" and order["customer_debited_date"] is None
+    assert not any(line["can_refund"] for line in order["order_lines"])  # nothing paid yet, nothing to refund
+    sim.advance(DEFERRED - timedelta(seconds=1))
+    assert sim.get_order("S-1-A")["customer_debited_date"] is None
+    sim.advance(timedelta(seconds=5))
+    order = sim.get_order("S-1-A")
+    assert order["order_state"] == "SHIPPED"  # a later debit changes no state
+    assert_debited_at(order, shipped + DEFERRED)
+    assert order["last_updated_date"] == shipped + DEFERRED
+    assert all(line["can_refund"] for line in order["order_lines"])
+    assert sim.list_orders({"customer_debited": "true"})["total_count"] == 1
+
+
+def test_pay_on_delivery_is_debited_after_receipt_manual_or_automatic():
+    sim = make_sim(deferred_debit_delay=DEFERRED, receive_delay=timedelta(days=2))
+    accepted(sim, "M-1-A", payment_workflow="PAY_ON_DELIVERY")
+    accepted(sim, "A-1-A", payment_workflow="PAY_ON_DELIVERY")
+    with pytest.raises(ValueError, match="cannot be received: it is SHIPPING"):
+        sim.receive("M-1-A")
+    sim.ship("M-1-A")
+    sim.ship("A-1-A")
+    shipped = sim.now()
+    sim.advance(timedelta(hours=5))
+    order = sim.receive("M-1-A")
+    received = sim.now()
+    assert order["order_state"] == "RECEIVED" and [line["received_date"] for line in order["order_lines"]] == [received] * 2
+    assert order["customer_debited_date"] is None
+    sim.advance(DEFERRED)
+    assert_debited_at(sim.get_order("M-1-A"), received + DEFERRED)
+    assert sim.get_order("A-1-A")["order_state"] == "SHIPPED"
+    sim.advance(timedelta(days=3))
+    auto = sim.get_order("A-1-A")
+    assert auto["order_state"] == "RECEIVED"
+    assert {line["received_date"] for line in auto["order_lines"]} == {shipped + timedelta(days=2)}
+    assert_debited_at(auto, shipped + timedelta(days=2) + DEFERRED)
+
+
+def test_pay_on_due_date_is_debited_payment_duration_days_after_acceptance():
+    sim = make_sim(payment_duration_day=timedelta(seconds=2))  # a demo's day lasts two seconds
+    sim.advance(timedelta(minutes=1))
+    accepted_at = sim.now()
+    order = accepted(sim, payment_workflow="PAY_ON_DUE_DATE", payment_duration=30)
+    assert order["payment_duration"] == 30 and order["order_state"] == "SHIPPING" and order["can_cancel"]
+    sim.advance(timedelta(seconds=59))
+    assert sim.get_order("S-1-A")["customer_debited_date"] is None
+    sim.advance(timedelta(seconds=1))
+    order = sim.get_order("S-1-A")
+    assert_debited_at(order, accepted_at + timedelta(seconds=60))
+    assert order["order_state"] == "SHIPPING" and not order["can_cancel"]  # debited: no more OR29
+
+
+@pytest.mark.parametrize("kwargs", [{"payment_workflow": "NO_CUSTOMER_PAYMENT_CONFIRMATION"},
+                                    {"payment_workflow": "PAY_ON_DELIVERY", "customer_directly_pays_seller": True}])
+def test_orders_paid_outside_mirakl_are_never_debited(kwargs):
+    sim = make_sim(receive_delay=timedelta(hours=1), deferred_debit_delay=DEFERRED)
+    accepted(sim, **kwargs)
+    sim.ship("S-1-A")
+    sim.advance(timedelta(days=60))
+    order = sim.get_order("S-1-A")
+    assert order["order_state"] == "RECEIVED" and order["customer_debited_date"] is None and order["transaction_number"] is None
+    assert all(line["can_refund"] for line in order["order_lines"])  # paid to the seller: refundable once shipped
+    with pytest.raises(ValueError, match="cannot be paid"):
+        sim.pay("S-1-A")
+
+
+def test_pay_brings_a_deferred_debit_forward_and_never_pay_holds_it_back():
+    sim = make_sim(deferred_debit_delay=DEFERRED)
+    accepted(sim, "E-1-A", payment_workflow="PAY_ON_SHIPMENT")
+    assert_debited_at(sim.pay("E-1-A"), T0)
+    with pytest.raises(ValueError, match="cannot be paid"):
+        sim.pay("E-1-A")
+    sim.add_order(build_order(order_id="N-1-A", lines=LINES, created=sim.now(), payment_workflow="PAY_ON_SHIPMENT"), never_pay=True)
+    decide(sim, "N-1-A", True, True)
+    sim.ship("N-1-A")
+    sim.advance(timedelta(days=1))
+    assert sim.get_order("N-1-A")["customer_debited_date"] is None
+
+
+def test_a_stored_order_of_a_deferred_workflow_gets_its_debit():
+    sim = make_sim(deferred_debit_delay=DEFERRED)
+    sim.add_order(build_order(order_id="B-1-A", lines=LINES, created=T0 - timedelta(days=2), state="SHIPPED",
+                              payment_workflow="PAY_ON_DELIVERY"))
+    sim.add_order(build_order(order_id="B-2-A", lines=LINES, created=T0 - timedelta(days=2), state="SHIPPING",
+                              payment_workflow="PAY_ON_DUE_DATE", payment_duration=1))
+    assert sim.get_order("B-1-A")["customer_debited_date"] is None  # not received yet
+    order = sim.get_order("B-2-A")  # accepted 5 minutes after creation, due one day later: already past
+    assert_debited_at(order, T0 - timedelta(days=1) + timedelta(minutes=5))
+
+
+# ---- cancellations of some units ---------------------------------------------------------------------
+
+RICH_LINES = [
+    {"sku": "ALP-TRAIL-42", "quantity": 1, "unit_price": Decimal("89.90"), "fees": [{"code": "GIFT_WRAP", "amount": "3.90"}]},
+    {"sku": "LUM-HEAD-400", "quantity": 3, "line_price": Decimal("100.00"),
+     "promotions": [{"type": "PERCENTAGE_OFF", "percentage_off": "10"}], "fees": [{"code": "CARD_FEE", "amount": "0.50"}]},
+]
+
+
+def rich(sim: MarketplaceSim, order_id: str = "C-1-A", **kwargs) -> dict:
+    sim.add_order(build_order(order_id=order_id, lines=RICH_LINES, created=sim.now(), shipping_price=Decimal("10.00"), **kwargs))
+    decide(sim, order_id, True, True)
+    return sim.get_order(order_id)
+
+
+def served(sim: MarketplaceSim, reading: str) -> None:
+    """OR11 in both tax modes: valid against the spec and consistent per the independent checker."""
+    for tax_mode in ("TAX_INCLUDED", "TAX_EXCLUDED"):
+        body = json.loads(to_json(sim.list_orders({"paginate": "false", "order_tax_mode": tax_mode})), parse_float=Decimal)
+        validate(schema_ref("OR11_Response_200"), body)
+        for order in body["orders"]:
+            native = order["order_tax_mode"] == next(o for o in sim.orders() if o["order_id"] == order["order_id"])["order_tax_mode"]
+            assert consistency_errors(order, reading=reading, promotion_configuration=native) == [], (tax_mode, order["order_id"])
+
+
+def test_cancel_lines_records_each_cancellation_as_ordered_by_default():
+    sim = make_sim()
+    rich(sim)
+    sim.advance(timedelta(seconds=40))  # debited meanwhile: customer service cancels after the payment
+    before = sim.get_order("C-1-A")
+    line = before["order_lines"][1]
+    assert (line["price"], line["price_unit"], line["quantity"]) == (Decimal("90.00"), Decimal("33.33"), 3)
+    order = sim.cancel_lines("C-1-A", {"C-1-A-2": 1})
+    (first,) = order["order_lines"][1]["cancelations"]
+    assert first["amount"] == Decimal("30.00") and first["shipping_amount"] == Decimal("1.67")  # a third of 90.00 and of 5.00
+    assert first["quantity"] == 1 and first["reason_code"] == "34" and first["created_date"] == T0 + timedelta(seconds=40)
+    assert first["fees"] == [{"amount": Decimal("0.17"), "code": "CARD_FEE"}]
+    assert first["taxes"][0]["amount"] == Decimal("5.00") and first["taxes"][0]["code"] == "TVA20"  # a third of 15.00
+    assert first["commission_total_amount"] == first["commission_amount"] + sum(t["amount"] for t in first["commission_taxes"])
+    assert order["order_lines"][1] | {"cancelations": [], "last_updated_date": None} == \
+        before["order_lines"][1] | {"cancelations": [], "last_updated_date": None}  # the line stays as ordered
+    assert order["total_price"] == before["total_price"] and order["order_state"] == "SHIPPING"
+    assert order["last_updated_date"] == order["order_lines"][1]["last_updated_date"] == T0 + timedelta(seconds=40)
+    served(sim, "keep")
+
+    order = sim.cancel_lines("C-1-A", {"C-1-A-2": 2}, reason_code="42")
+    cancelations = order["order_lines"][1]["cancelations"]
+    assert [c["amount"] for c in cancelations] == [Decimal("30.00"), Decimal("60.00")]
+    for field, total in (("amount", "price"), ("shipping_amount", "shipping_price"), ("commission_amount", "commission_fee")):
+        assert sum(c[field] for c in cancelations) == order["order_lines"][1][total]  # all units: exactly the line's amounts
+    assert order["order_lines"][1]["order_line_state"] == "CANCELED" and order["order_lines"][1]["order_line_state_reason_code"] == "42"
+    assert not order["order_lines"][1]["can_refund"] and order["order_state"] == "SHIPPING"
+    assert len({c["id"] for c in cancelations}) == 2
+    served(sim, "keep")
+
+    order = sim.cancel_lines("C-1-A", {"C-1-A-1": 1})
+    assert order["order_state"] == "CANCELED" and order["order_state_reason_code"] == "34"
+    assert not order["can_cancel"] and not order["can_shop_ship"]
+    served(sim, "keep")
+
+
+def test_cancellations_place_odd_cents_and_never_exceed_the_line():
+    sim = make_sim()
+    sim.add_order(build_order(order_id="O-1-A", lines=[{"sku": "LOT", "quantity": 3, "line_price": Decimal("10.00")}],
+                              created=sim.now(), payment_workflow="PAY_ON_DELIVERY"))
+    decide(sim, "O-1-A", True)
+    amounts = []
+    for _ in range(3):
+        order = sim.cancel_lines("O-1-A", {"O-1-A-1": 1})
+        amounts.append(order["order_lines"][0]["cancelations"][-1]["amount"])
+    assert amounts == [Decimal("3.33"), Decimal("3.34"), Decimal("3.33")]
+    assert order["order_state"] == "CANCELED"
+
+
+def test_cancel_lines_can_reduce_the_line_instead():
+    sim = make_sim(cancelations_reduce_line_price=True)
+    before = rich(sim, tax_mode="TAX_EXCLUDED")
+    order = sim.cancel_lines("C-1-A", {"C-1-A-2": 1})
+    line, was = order["order_lines"][1], before["order_lines"][1]
+    (cancelation,) = line["cancelations"]
+    assert line["price"] == was["price"] - cancelation["amount"] == Decimal("60.00")
+    assert line["shipping_price"] == was["shipping_price"] - cancelation["shipping_amount"]
+    assert line["taxes"][0]["amount"] == was["taxes"][0]["amount"] - cancelation["taxes"][0]["amount"]
+    assert line["fees"][0]["amount"] == Decimal("0.33")
+    assert line["commission_fee"] == was["commission_fee"] - cancelation["commission_amount"]
+    assert line["total_commission"] == line["commission_fee"] + line["commission_vat"]
+    assert (line["quantity"], line["price_unit"]) == (3, was["price_unit"])  # as ordered
+    assert order["total_price"] == before["total_price"] - cancelation["amount"] - cancelation["shipping_amount"] - Decimal("0.17")
+    served(sim, "reduce")
+    order = sim.cancel_lines("C-1-A", {"C-1-A-2": 2})
+    assert order["order_lines"][1]["price"] == 0 and order["order_lines"][1]["total_price"] == 0
+    served(sim, "reduce")
+
+
+@pytest.mark.parametrize("quantities, message", [
+    ({}, "give the units to cancel per order line"),
+    ({"C-1-A-9": 1}, "has no order line 'C-1-A-9'"),
+    ({"C-1-A-2": 0}, "must be a whole number >= 1"),
+    ({"C-1-A-2": True}, "must be a whole number >= 1"),
+    ({"C-1-A-2": 4}, "cannot cancel 4 unit(s), only 3 left"),
+])
+def test_cancel_lines_errors_leave_the_order_untouched(quantities, message):
+    sim = make_sim()
+    before = rich(sim)
+    with pytest.raises(ValueError) as e:
+        sim.cancel_lines("C-1-A", quantities)
+    assert message in str(e.value)
+    assert sim.get_order("C-1-A") == before
+
+
+def test_cancel_lines_only_between_acceptance_and_shipment():
+    sim = make_sim()
+    add(sim, "W-1-A")
+    with pytest.raises(ValueError, match="cannot be cancelled: it is WAITING_ACCEPTANCE"):
+        sim.cancel_lines("W-1-A", {"W-1-A-1": 1})
+    rich(sim)
+    sim.pay("C-1-A")
+    sim.ship("C-1-A")
+    with pytest.raises(ValueError, match="cannot be cancelled: it is SHIPPED"):
+        sim.cancel_lines("C-1-A", {"C-1-A-2": 1})
+    with pytest.raises(KeyError):
+        sim.cancel_lines("NOPE-A", {"x": 1})
+    with pytest.raises(ValueError, match="reason_code"):
+        sim.cancel_lines("W-1-A", {"W-1-A-1": 1}, reason_code="")
+
+
+def test_cancel_lines_before_the_debit_and_partial_refusal():
+    sim = make_sim()
+    add(sim)
+    decide(sim, "S-1-A", True, False)
+    with pytest.raises(ValueError, match="it is REFUSED"):
+        sim.cancel_lines("S-1-A", {"S-1-A-2": 1})
+    order = sim.cancel_lines("S-1-A", {"S-1-A-1": 1})  # in WAITING_DEBIT: the only live line goes
+    assert order["order_state"] == "CANCELED" and [line["order_line_state"] for line in order["order_lines"]] == ["CANCELED", "REFUSED"]
+    sim.advance(timedelta(minutes=5))
+    assert sim.get_order("S-1-A")["customer_debited_date"] is None  # no debit for a cancelled order
+
+
+def test_units_in_shipments_are_not_cancellable_and_what_is_left_ships():
+    sim = make_sim(multiple_shipments=True)
+    rich(sim)
+    sim.pay("C-1-A")
+    result = sim.shipments.create({"shipments": [{"order_id": "C-1-A", "shipped": True, "shipment_lines": [
+        {"order_line_id": "C-1-A-1", "quantity": 1}, {"order_line_id": "C-1-A-2", "quantity": 2}]}]})
+    assert not result["shipment_errors"]
+    with pytest.raises(ValueError, match="only 1 left to cancel"):
+        sim.cancel_lines("C-1-A", {"C-1-A-2": 2})
+    order = sim.cancel_lines("C-1-A", {"C-1-A-2": 1})
+    assert order["order_lines"][1]["order_line_state"] == "SHIPPED"  # its live units all left in the parcel
+    assert order["order_state"] == "SHIPPED"

@@ -523,11 +523,23 @@ def test_fees_are_custom_lines_that_ship_nothing():
     assert _shopify_total(o) == D("225.35")
 
 
-def test_fees_missing_from_mirakls_total_are_named():
+def test_fees_left_out_of_mirakls_total_were_not_paid_by_the_customer():
+    """The spec's own OR11 example: line fees of 0.65 and total_price = price + shipping."""
     data = tax_included_order()
     data["order_lines"][0]["fees"] = [{"code": "CARD_FEE", "amount": D("0.65")}]
+    request = build(data)
+    assert all("variantId" in item for item in request.order["lineItems"])
+    assert request.total == _shopify_total(request.order) == D("224.70")
+    assert "not charged to the customer" in request.order["note"]
+
+
+def test_a_line_total_that_fits_no_reading_is_named():
+    data = tax_included_order()
+    data["order_lines"][0]["fees"] = [{"code": "CARD_FEE", "amount": D("0.65")}]
+    data["order_lines"][0]["total_price"] = D("185.00")
+    data["total_price"] = D("224.95")
     error = _error(data)
-    assert "line Order_00010-A-1: total_price 184.75 ≠ price 179.80 + shipping 4.95 + fees 0.65" in error.reason
+    assert "line Order_00010-A-1: total_price 185.00 ≠ price 179.80 + shipping 4.95 + fees 0.65" in error.reason
 
 
 def test_partly_cancelled_line_imports_the_units_left():

@@ -10,7 +10,7 @@ import yaml
 from mirakl_pipelines.config import DEFAULT_CONFIG_PATH, ConfigError, FulfilmentsConfig, InvoiceConfig, load_settings
 from mirakl_pipelines.mirakl.budget import InMemoryBudget
 from mirakl_pipelines.mirakl.client import Carrier, MiraklClient
-from mirakl_pipelines.mirakl.models import MiraklOrder
+from mirakl_pipelines.mirakl.models import Cancelation, MiraklOrder
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.carriers import default_carriers
 from mirakl_pipelines.sandbox.mirakl.orders import build_order
@@ -23,6 +23,7 @@ from mirakl_pipelines.sync.shipments import (
     decide_shipment,
     fulfilled_quantities,
     latest_tracking,
+    parcel_lines,
     mirakl_line_id,
     tracking_differs,
     tracking_payload,
@@ -102,9 +103,19 @@ def test_partly_fulfilled_waits_when_partial_shipments_are_not_allowed():
     assert "line M-100-A-2 (SKU-2) 0 of 1 fulfilled" in decision.reason
 
 
-def test_partly_fulfilled_ships_when_partial_shipments_are_allowed():
+def test_partly_fulfilled_sends_tracking_only_when_partial_shipments_are_allowed():
+    """OR24 ships every line: after the first parcel it would mark unfulfilled lines shipped (issue 8, point 7)."""
     decision = decide_shipment(order(), {"M-100-A-2": 1}, partial_shipments=True)
-    assert decision.action == "ship" and decision.partial
+    assert decision.action == "track" and decision.partial
+    assert "OR24 ships every line" in decision.reason and "line M-100-A-1 (SKU-1) 0 of 2 fulfilled" in decision.reason
+
+
+def test_a_parcel_ships_its_live_units_not_yet_in_shipments():
+    cancelled = order()
+    cancelled.order_lines[0].cancelations.append(Cancelation(id="c", quantity=1, amount=1))
+    assert parcel_lines(cancelled, {"M-100-A-1": 2, "M-100-A-2": 1}, {}) == {"M-100-A-1": 1, "M-100-A-2": 1}
+    assert parcel_lines(order(), {"M-100-A-1": 2}, {"M-100-A-1": 1}) == {"M-100-A-1": 1}
+    assert parcel_lines(order(), {"M-100-A-1": 1, "GHOST": 3}, {"M-100-A-1": 2}) == {}
 
 
 @pytest.mark.parametrize("partial", [False, True])
@@ -281,7 +292,7 @@ def test_a_full_fulfilments_section_loads(tmp_path):
         "partial_shipments": True, "accepts_unregistered_carriers": True, "unacknowledged_after_minutes": 90,
         "invoice": {"enabled": True, "type_code": "CUSTOMER_INVOICE", "source": "https://erp.example/{shopify_order_id}.pdf",
                     "missing_after_hours": 48, "authorization_env": "ERP_INVOICE_AUTH"},
-        "sweep_cron": "*/10 * * * *", "carriers_file": "config/carriers.yaml",
+        "sweep_cron": "*/10 * * * *", "carriers_file": "config/carriers.yaml", "multiple_shipments": True,
     }
     loaded = load_settings(_config_with(tmp_path, section)).marketplaces[1].fulfilments
     assert loaded.model_dump() == section

@@ -1,5 +1,6 @@
 """One marketplace's shipment push: Shopify fulfilments (webhook inbox, sweep) → OR23 tracking → OR24 ship
-→ OR74 invoice (when the marketplace wants it).
+→ OR74 invoice (when the marketplace wants it); or, where the marketplace has Mirakl's multiple shipments,
+one Mirakl shipment per parcel (ST01, created shipped, with its lines and tracking) → OR74.
 
 Every step is recorded in the ledger before the next one starts, so a crash between OR23 and OR24
 resumes at OR24 and nothing is sent twice. OR23 is marked ``sending`` before the call: a process that
@@ -24,8 +25,9 @@ from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import FulfilmentPush, Ledger
 from mirakl_pipelines.ledger.records import STEP_STATES_SETTLED, STEP_STATES_TO_DO
 from mirakl_pipelines.mirakl.client import MAX_IDS_PER_CALL, MiraklClient
-from mirakl_pipelines.mirakl.errors import MiraklDocumentRejected, MiraklError
+from mirakl_pipelines.mirakl.errors import MiraklDocumentRejected, MiraklError, MiraklOutcomeUnknown
 from mirakl_pipelines.mirakl.models import MiraklOrder
+from mirakl_pipelines.mirakl.shipments import NewShipment, ShipmentTracking
 from mirakl_pipelines.shopify.models import Fulfilment
 from mirakl_pipelines.sync.carriers import CarrierLike, CarrierMap
 from mirakl_pipelines.sync.shipments import (
@@ -35,9 +37,11 @@ from mirakl_pipelines.sync.shipments import (
     fulfilled_quantities,
     fulfilment_from_webhook,
     latest_tracking,
+    parcel_lines,
     tracking_differs,
     tracking_payload,
 )
+from mirakl_pipelines.sync.order_lines import live_order_lines, live_quantity
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
 CARRIER_EXCEPTION = "unknown_carrier"
@@ -123,14 +127,18 @@ class ShipmentPush:
             updated_at=fulfilment.updated_at, tracking_company=fulfilment.tracking_company,
             tracking_number=fulfilment.tracking_number, tracking_url=fulfilment.tracking_url,
             line_quantities=dict(fulfilment.lines), status=fulfilment.status,
-            invoice=self.marketplace.fulfilments.invoice.enabled, seen_at=seen_at, now=self.now(),
+            invoice=self.marketplace.fulfilments.invoice.enabled, seen_at=seen_at,
+            tracking_numbers=fulfilment.tracking_numbers, now=self.now(),
         )
 
     def push(self) -> PushReport:
         """Send what the ledger says is still to do, order by order."""
         for order_id in dict.fromkeys(p.mirakl_order_id for p in self.ledger.pushes_to_do(self.marketplace.code)):
             pushes = self.ledger.get_pushes(self.marketplace.code, order_id)
-            if any(p.shipped for p in pushes):
+            if self.marketplace.fulfilments.multiple_shipments:
+                if not self._ship_parcels(order_id, pushes):
+                    continue
+            elif any(p.shipped for p in pushes):
                 self._later_parcels(order_id, pushes)
             elif not self._ship(order_id, pushes):
                 continue
@@ -151,11 +159,13 @@ class ShipmentPush:
             self._settle(order_id, "already", decision.reason)
             self.report.already_shipped += 1
             return True
-        if decision.action in ("wait", "skip"):
+        if decision.action in ("wait", "skip", "track"):
             self.report.waiting[decision.reason or decision.action] += 1
-            state = "waiting" if decision.action == "wait" else "skipped"
+            state = "skipped" if decision.action == "skip" else "waiting"
             for p in pushes:
                 self._note(p, "OR24", state, decision.reason)
+            if decision.action == "track":
+                self._track_early(order_id, fulfilments, pushes)
             return False
         latest = latest_tracking(fulfilments)
         step = "OR23"
@@ -181,6 +191,127 @@ class ShipmentPush:
         self._settle(order_id, "done" if shipped else "already", note)
         self.ledger.resolve_exceptions(code, order_id, [CARRIER_EXCEPTION, SHIPMENT_EXCEPTION], now=self.now())
         return True
+
+    def _track_early(self, order_id: str, fulfilments: list[Fulfilment], pushes: list[FulfilmentPush]) -> None:
+        """Partial shipments without Mirakl's multiple shipments: the latest parcel's tracking goes out now (OR23),
+        the earlier parcels' are superseded (Mirakl holds one tracking per order); OR24 waits for every unit."""
+        latest = latest_tracking(fulfilments)
+        if latest is None:
+            return
+        for p in pushes:
+            if p.shopify_fulfillment_id != latest.fulfilment_id and p.or23.state not in STEP_STATES_SETTLED:
+                self._note(p, "OR23", "skipped",
+                           f"superseded by the later parcel {latest.fulfilment_id}: Mirakl holds one tracking per order")
+        try:
+            self._send_tracking(order_id, latest, pushes)
+        except (MiraklError, ValueError) as e:
+            self.report.failed += 1
+            self.ledger.record_step(self.marketplace.code, order_id, latest.fulfilment_id, "OR23", "failed",
+                                    now=self.now(), error=str(e))
+
+    def _ship_parcels(self, order_id: str, pushes: list[FulfilmentPush]) -> bool:
+        """Multiple shipments: each parcel not yet in Mirakl becomes a shipment (ST01, shipped, with its lines and
+        tracking, the fulfilment id as package reference); True once every live unit is in a shipped parcel.
+
+        ST01 is not idempotent: the parcel is claimed (OR24 `sending`) before the call, and a parcel found
+        `sending` (its run died, or the answer was lost) is looked up in Mirakl (ST11 by package reference)
+        before anything is sent again.
+        """
+        code = self.marketplace.code
+        order = self._mirakl_order(order_id)
+        if order is None:
+            self.report.waiting["order not fetched yet"] += 1
+            return False
+        if order.order_state in SHIPPED_STATES:
+            self._settle(order_id, "already", f"order {order_id} is {order.order_state} in Mirakl")
+            self.report.already_shipped += 1
+            return True
+        if order.order_state in DEAD_ORDER_STATES or order.order_state != "SHIPPING":
+            dead = order.order_state in DEAD_ORDER_STATES
+            reason = (f"order {order_id} is {order.order_state} in Mirakl: it will never ship there" if dead else
+                      f"order {order_id} is {order.order_state}: Mirakl takes shipments only in SHIPPING")
+            self.report.waiting[reason] += 1
+            for p in pushes:
+                self._note(p, "OR24", "skipped" if dead else "waiting", reason)
+            return False
+        shipped: dict[str, int] = {}
+        for p in pushes:
+            if p.shipped:
+                for line_id, units in p.line_quantities.items():
+                    shipped[line_id] = shipped.get(line_id, 0) + units
+        for p in pushes:
+            if p.shipped or (p.shopify_status or "SUCCESS").upper() in ("CANCELLED", "ERROR", "FAILURE"):
+                continue
+            lines = parcel_lines(order, p.line_quantities, shipped)
+            if not lines:
+                self._note(p, "OR24", "skipped", "nothing left to ship in this parcel (its units are cancelled or "
+                                                 "already in another shipment)")
+                self._note(p, "OR23", "skipped", "no shipment for this parcel")
+                continue
+            if self._ship_parcel(order_id, p, lines):
+                for line_id, units in lines.items():
+                    shipped[line_id] = shipped.get(line_id, 0) + units
+        complete = all(shipped.get(line.order_line_id, 0) >= live_quantity(line) for line in live_order_lines(order))
+        if complete:
+            self.ledger.resolve_exceptions(code, order_id, [CARRIER_EXCEPTION, SHIPMENT_EXCEPTION], now=self.now())
+        return complete
+
+    def _ship_parcel(self, order_id: str, push: FulfilmentPush, lines: dict[str, int]) -> bool:
+        """One parcel as one Mirakl shipment; True once Mirakl has it shipped."""
+        code, fid = self.marketplace.code, push.shopify_fulfillment_id
+        tracking = None
+        if push.tracking_number or push.tracking_company:
+            choice = self.carriers.resolve(push.tracking_company, push.tracking_url, code, self.sh21,
+                                           self.marketplace.fulfilments.accepts_unregistered_carriers)
+            if not choice.shippable:
+                self.report.carrier_exceptions += 1
+                self._note(push, "OR24", "waiting", choice.reason)
+                self.ledger.raise_exception(code, CARRIER_EXCEPTION, order_id, choice.reason,
+                                            {"carrier": push.tracking_company, "yaml_line": choice.yaml_line}, now=self.now())
+                return False
+            try:
+                tracking = ShipmentTracking.from_order_tracking(tracking_payload(choice, push.tracking_number))
+            except ValueError as e:
+                return self._parcel_failed(order_id, push, str(e))
+        if not self._claim(push, "OR24"):
+            return False
+        try:
+            found = self.mirakl.find_shipment(order_id, fid) if push.or24.state == "sending" else None
+            if found is None:
+                new = NewShipment(order_id=order_id, lines=lines, tracking=tracking, shipped=True, package_reference=fid)
+                [outcome] = self.mirakl.create_shipments([new]).outcomes
+                if outcome.error:
+                    return self._parcel_failed(order_id, push, f"Mirakl refused the shipment: {outcome.error}")
+                if outcome.shipment is None:  # answered without it: left `sending`, looked up next run
+                    return False
+                found = outcome.shipment
+        except MiraklOutcomeUnknown as e:
+            self.log.warning("ST01 for order %s parcel %s: %s; looked up in Mirakl next run", order_id, fid, e)
+            return False
+        except MiraklError as e:
+            return self._parcel_failed(order_id, push, str(e))
+        crash_point("after_st01")
+        others = [n for n in push.tracking_numbers or [] if n != push.tracking_number]
+        note = (f"sent with shipment {found.id} (ST01)" + (
+            f"; Mirakl holds one tracking per shipment: {', '.join(others)} stay in Shopify" if others else ""))
+        sent = tracking.to_payload() if tracking else {}
+        carrier = {"carrier_code": sent.get("carrier_code"), "carrier_name": sent.get("carrier_name"),
+                   "carrier_url": sent.get("tracking_url")}
+        self.ledger.record_step(code, order_id, fid, "OR23", "done" if tracking else "skipped", now=self.now(),
+                                error=note if tracking else "the parcel carries no tracking", **carrier)
+        self.ledger.record_step(code, order_id, fid, "OR24", "done", now=self.now(), shipment_id=found.id)
+        self.report.tracking_sent += tracking is not None
+        self.report.shipped += 1
+        return True
+
+    def _parcel_failed(self, order_id: str, push: FulfilmentPush, reason: str) -> bool:
+        self.report.failed += 1
+        self.ledger.record_step(self.marketplace.code, order_id, push.shopify_fulfillment_id, "OR24", "failed",
+                                now=self.now(), error=reason)
+        self.ledger.raise_exception(self.marketplace.code, SHIPMENT_EXCEPTION, order_id,
+                                    f"shipping parcel {push.shopify_fulfillment_id} of order {order_id} failed: {reason}",
+                                    {}, now=self.now())
+        return False
 
     def _send_tracking(self, order_id: str, latest: Fulfilment, pushes: list[FulfilmentPush]) -> bool:
         """OR23 for the latest fulfilment unless Mirakl has it already; False when its carrier is unknown."""
@@ -363,5 +494,6 @@ def _as_fulfilment(push: FulfilmentPush) -> Fulfilment:
         fulfilment_id=push.shopify_fulfillment_id, created_at=push.fulfilment_created_at, lines=push.line_quantities,
         tracking_company=push.tracking_company, tracking_number=push.tracking_number, tracking_url=push.tracking_url,
         status=push.shopify_status or "SUCCESS", order_id=push.shopify_order_id, updated_at=push.fulfilment_updated_at,
+        tracking_numbers=tuple(push.tracking_numbers or ()),
     )
 

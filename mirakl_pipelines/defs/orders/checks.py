@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from mirakl_pipelines.config import MarketplaceConfig
-from mirakl_pipelines.defs.orders.importer import IMPORT_EXCEPTION_KINDS
+from mirakl_pipelines.defs.orders.importer import CANCELLED_AFTER_IMPORT, FOLLOW_UP_FAILED, IMPORT_EXCEPTION_KINDS
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sync.acceptance import acceptance_urgency
 
@@ -27,6 +27,12 @@ ORDER_CHECK_SPECS = [
     dg.AssetCheckSpec(
         "open_import_exceptions", asset=ASSET,
         description="No order of the marketplace sits in the exception queue for an import problem.",
+    ),
+    dg.AssetCheckSpec(
+        "imported_orders_in_step", asset=ASSET,
+        description="Shopify follows what Mirakl said after the import: debits marked paid, hidden addresses completed, "
+                    "cancelled units held (ERROR when one is still to do or failed); cancellations an operator must "
+                    "still settle in Shopify (WARN).",
     ),
 ]
 
@@ -56,6 +62,12 @@ def evaluate_order_checks(ledger: Ledger, marketplace: MarketplaceConfig, now: d
     exceptions = ledger.open_exceptions(code, kinds=IMPORT_EXCEPTION_KINDS)
     exception_rows = [f"{e.record_id} [{e.kind}] {e.reason}" for e in exceptions]
 
+    behind = ledger.follow_ups(code)
+    failed = ledger.open_exceptions(code, kinds=[FOLLOW_UP_FAILED])
+    cancelled = ledger.open_exceptions(code, kinds=[CANCELLED_AFTER_IMPORT])
+    step_rows = ([f"{o.mirakl_order_id} ({o.shopify_order_name}): Mirakl's latest change not yet in Shopify" for o in behind]
+                 + [f"{e.record_id}: {e.reason}" for e in failed] + [f"{e.record_id}: {e.reason}" for e in cancelled])
+
     return [
         dg.AssetCheckResult(
             check_name="eligible_orders_imported", passed=not late, severity=dg.AssetCheckSeverity.ERROR,
@@ -70,5 +82,11 @@ def evaluate_order_checks(ledger: Ledger, marketplace: MarketplaceConfig, now: d
         dg.AssetCheckResult(
             check_name="open_import_exceptions", passed=not exceptions, severity=dg.AssetCheckSeverity.WARN,
             metadata={"open_exceptions": len(exceptions), "orders": _listing(exception_rows)},
+        ),
+        dg.AssetCheckResult(
+            check_name="imported_orders_in_step", passed=not (behind or failed or cancelled),
+            severity=dg.AssetCheckSeverity.ERROR if behind or failed else dg.AssetCheckSeverity.WARN,
+            metadata={"follow_ups_to_do": len(behind), "follow_ups_failed": len(failed),
+                      "cancellations_to_settle": len(cancelled), "orders": _listing(step_rows)},
         ),
     ]

@@ -45,7 +45,9 @@ from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
 from mirakl_pipelines.sync.eligibility import address_follows, is_complete_address, skip_reason
 from mirakl_pipelines.sync.holds import ADDRESS_HOLD_REASON, HOLD_REASON, hold_handle, plan_holds
-from mirakl_pipelines.sync.order_lines import LineAmountError, cancelled_quantity, is_dead, live_line, live_quantity
+from mirakl_pipelines.sync.order_lines import (
+    CANCELLATION_AMOUNTS, LineAmountError, cancelled_quantity, is_dead, live_line, live_quantity,
+)
 from mirakl_pipelines.sync.order_mapping import (
     MappingError, OrderCreateRequest, addresses_update, build_order_create, source_identifier,
 )
@@ -175,7 +177,7 @@ class OrderBatch:
                 snapshot_day=day,
                 mirakl_paid=payment_status(order).paid,
                 mirakl_has_address=is_complete_address(order.shipping_address),
-                lines=line_records(order),
+                lines=line_records(order, CANCELLATION_AMOUNTS[self.marketplace.orders.cancellation_amounts]),
             )
         return reasons
 
@@ -402,7 +404,7 @@ class OrderBatch:
                 self.shopify.hold_fulfilment_order(fo.id, reason=reason, handle=handle, notes=notes, lines=None)
 
 
-def line_records(order: MiraklOrder) -> list[OrderLineRecord]:
+def line_records(order: MiraklOrder, reading: str | None = None) -> list[OrderLineRecord]:
     """The ledger's view of each line: units always, amounts when they can be read (the import names the problem
     otherwise); refused and cancelled lines keep no amounts (nothing is owed on them, no commission either)."""
     records = []
@@ -410,7 +412,7 @@ def line_records(order: MiraklOrder) -> list[OrderLineRecord]:
         amounts = {}
         if not is_dead(line):
             try:
-                live = live_line(line)
+                live = live_line(line, reading)
             except LineAmountError:
                 live = None
             if live is not None:

@@ -1,5 +1,8 @@
 """The Mirakl seller API of one simulated marketplace, over HTTP (starlette), plus control routes.
 
+Orders (OR11/OR21/OR23/OR24), documents (OR72/OR74), carriers (SH21) and, where the marketplace has
+the multiple-shipments feature, shipments (ST01/ST11/ST23/ST24, see shipments.py).
+
 API routes (`/api/...`) check, in this order: a request body's framing (a PUT with neither
 Content-Length nor Transfer-Encoding gets 411, as real instances answer), the raw-key
 `Authorization` header (401), `shop_id`, the operation's call frequency (429 + Retry-After),
@@ -46,6 +49,10 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/api/shipping/carriers", api.operation("SH21", api.carriers), methods=["GET"]),
         Route("/api/orders/documents", api.operation("OR72", api.list_documents), methods=["GET"]),
         Route("/api/orders/{order_id}/documents", api.operation("OR74", api.upload_documents), methods=["POST"]),
+        Route("/api/shipments", api.operation("ST01", api.create_shipments), methods=["POST"]),
+        Route("/api/shipments", api.operation("ST11", api.list_shipments), methods=["GET"]),
+        Route("/api/shipments/tracking", api.operation("ST23", api.shipments_tracking), methods=["POST"]),
+        Route("/api/shipments/ship", api.operation("ST24", api.ship_shipments), methods=["PUT"]),
         Route("/_sandbox/orders", control.create_order, methods=["POST"]),
         Route("/_sandbox/orders", control.list_orders, methods=["GET"]),
         Route("/_sandbox/orders/{order_id}", control.get_order, methods=["GET"]),
@@ -56,6 +63,25 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/_sandbox/settings", control.settings, methods=["GET", "POST"]),
         Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
         Route("/_sandbox/stats", control.stats, methods=["GET"]),
+    ]
+    async def cancel_lines(request: Request) -> Response:
+        """Body {"lines": {"<order_line_id>": <units>}, "reason_code": "34"?}: MarketplaceSim.cancel_lines."""
+        try:
+            body = from_json(await request.body(), "POST cancel_lines")
+            if not isinstance(body, dict) or not isinstance(body.get("lines"), dict):
+                raise ValueError('cancel_lines: expected {"lines": {"<order_line_id>": <units>}, "reason_code": "34"}')
+        except ValueError as e:
+            return error_response(400, str(e))
+        try:
+            return json_response(sim.cancel_lines(request.path_params["order_id"], body["lines"], body.get("reason_code", "34")))
+        except KeyError as e:
+            return error_response(404, e.args[0])
+        except ValueError as e:
+            return error_response(409, str(e))
+
+    routes += [  # payment and cancellation events (state.py)
+        Route("/_sandbox/orders/{order_id}/cancel_lines", cancel_lines, methods=["POST"]),
+        Route("/_sandbox/orders/{order_id}/receive", control.event(sim.receive), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     return FaultMiddleware(app, sim.faults)
@@ -152,6 +178,18 @@ class _Api:
     async def list_documents(self, request: Request) -> Response:
         return json_response(self.sim.list_documents(request.query_params))
 
+    async def create_shipments(self, request: Request) -> Response:
+        return json_response(self.sim.shipments.create(await _body(request)), 201)
+
+    async def list_shipments(self, request: Request) -> Response:
+        return json_response(self.sim.shipments.list_shipments(request.query_params))
+
+    async def shipments_tracking(self, request: Request) -> Response:
+        return json_response(self.sim.shipments.update_tracking(await _body(request)))
+
+    async def ship_shipments(self, request: Request) -> Response:
+        return json_response(self.sim.shipments.ship(await _body(request)))
+
 
 async def _body(request: Request):
     try:
@@ -191,10 +229,11 @@ class _Control:
         return json_response({"orders": self.sim.orders()})
 
     async def get_order(self, request: Request) -> Response:
-        """The full order, plus `documents` (OR74 uploads, metadata only)."""
+        """The full order, plus `documents` (OR74 uploads, metadata only) and `shipments` (ST01)."""
         order_id = request.path_params["order_id"]
         try:
-            return json_response({**self.sim.get_order(order_id), "documents": self.sim.documents(order_id)})
+            return json_response({**self.sim.get_order(order_id), "documents": self.sim.documents(order_id),
+                                  "shipments": self.sim.shipments.of_order(order_id)})
         except KeyError as e:
             return error_response(404, e.args[0])
 

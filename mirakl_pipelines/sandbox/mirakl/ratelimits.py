@@ -23,6 +23,10 @@ MIN_INTERVAL_SECONDS: dict[str, float | None] = {
     "OR23": None,  # "At each order tracking information update"
     "OR24": None,  # "Each time the tracking number is entered (OR23)"
     "SH21": DAY,  # "Once per day"
+    "ST01": None,  # "On each new shipment"
+    "ST11": None,  # "at each shipment page display"
+    "ST23": None,  # "On each shipment tracking info update"
+    "ST24": None,  # "On each shipment shipping"
 }
 
 
