@@ -45,6 +45,10 @@ DEMO_MARKETPLACES = {
 DEMO_DEFERRED_DEBIT = timedelta(seconds=60)
 DEMO_PAYMENT_DAY = timedelta(seconds=4)
 DEMO_RECEIVE_DELAY = timedelta(minutes=2)
+# Customer service cancels some orders 70-150 s after acceptance: mostly after the import (debit 20 s, then the next
+# minute's refresh) and before the warehouse ships (DEMO_WAREHOUSE_DELAY after import), so holds show at once.
+DEMO_CANCEL_DELAY = (70.0, 150.0)
+DEMO_WAREHOUSE_DELAY = 90.0
 # Short enough that the check turns red within minutes when the sandbox rejects shipments.
 DEMO_UNACKNOWLEDGED_MINUTES = 3
 
@@ -147,7 +151,8 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
     catalogue = yaml.safe_load(CATALOGUE.read_text())
     excluded = tuple(code for code, spec in DEMO_MARKETPLACES.items() if spec["tax_mode"] == "TAX_EXCLUDED")
     scenario = Scenario(sims, catalogue, ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute,
-                                                          tax_excluded_marketplaces=excluded))
+                                                          tax_excluded_marketplaces=excluded,
+                                                          cancel_delay_seconds=DEMO_CANCEL_DELAY))
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
     servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
     scenario.seed_backlog(backlog)
@@ -228,7 +233,8 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, durat
     env = {**os.environ, **sandbox.env(), CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(dagster_home),
            RATE_LIMIT_SCALE_ENV: "1"}
     sandbox.start_scenario()
-    receiver, warehouse = start_shipping(sandbox, f"sqlite:///{work / 'ledger.sqlite'}", seed=seed)
+    receiver, warehouse = start_shipping(sandbox, f"sqlite:///{work / 'ledger.sqlite'}", seed=seed,
+                                         delay_seconds=DEMO_WAREHOUSE_DELAY)
     sandbox.servers["webhooks"] = receiver
     # Run from the work directory: the production dagster.yaml at the project root is not the demo's instance.
     dagster = subprocess.Popen(

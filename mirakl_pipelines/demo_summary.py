@@ -14,16 +14,38 @@ from mirakl_pipelines.ledger.tables import exception_queue, fulfilment_pushes, o
 
 def summarize(settings: Settings, dagster_home: Path | None, seconds: float) -> str:
     lines = [f"demo summary after {seconds:.0f} s"]
+    totals = _run_totals(dagster_home) if dagster_home is not None else {}
     with Ledger.connect(settings.ledger_url()) as ledger, ledger.engine.connect() as conn:
         for m in settings.marketplaces:
-            lines += [f"  {m.name} ({m.code}):"] + [f"    {text}" for text in _flows(conn, m.code)]
+            lines += [f"  {m.name} ({m.code}):"] + [f"    {text}" for text in _flows(conn, m.code, totals.get(m.code, {}))]
     if dagster_home is not None:
         lines += ["  asset checks (latest evaluation per partition):"] + [f"    {text}" for text in _checks(settings, dagster_home)]
     lines += ["  datasets:"] + [f"    {text}" for text in _datasets(settings.resolve_path(settings.warehouse_path))]
     return "\n".join(lines)
 
 
-def _flows(conn: sa.Connection, code: str) -> list[str]:
+# What the order runs did, summed over every shopify_orders materialisation of the marketplace.
+_RUN_FIGURES = ("imported", "marked_paid", "units_held_after_cancellation", "addresses_completed", "follow_ups_failed")
+
+
+def _run_totals(dagster_home: Path) -> dict[str, Counter]:
+    from dagster import AssetKey, DagsterInstance
+
+    totals: dict[str, Counter] = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.fetch_materializations(AssetKey("shopify_orders"), limit=10_000).records  # the most Dagster returns at once: hours of demo
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            code = (event.partition or "").split("|")[-1] if event else ""
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            counter = totals.setdefault(code, Counter())
+            for name in _RUN_FIGURES:
+                if name in metadata:
+                    counter[name] += int(metadata[name].value)
+    return totals
+
+
+def _flows(conn: sa.Connection, code: str, runs: Counter) -> list[str]:
     links = order_links.c
 
     def count(*where) -> int:
@@ -35,7 +57,8 @@ def _flows(conn: sa.Connection, code: str) -> list[str]:
     held = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(order_lines.c.held_quantity), 0)).where(
         order_lines.c.marketplace == code))
     skipped = Counter(dict(conn.execute(sa.select(links.skip_reason, sa.func.count()).where(
-        links.marketplace == code, links.skip_reason.is_not(None)).group_by(links.skip_reason)).all()))
+        links.marketplace == code, links.skip_reason.is_not(None), links.import_state != "imported")
+        .group_by(links.skip_reason)).all()))
     exceptions = Counter(dict(conn.execute(sa.select(exception_queue.c.kind, sa.func.count()).where(
         exception_queue.c.marketplace == code, exception_queue.c.status == "open").group_by(exception_queue.c.kind)).all()))
     return [
@@ -43,8 +66,10 @@ def _flows(conn: sa.Connection, code: str) -> list[str]:
         f"{count(links.acceptance_state == 'refused')} refused, {count(imported)} imported into Shopify "
         f"({count(imported, links.payment_state == 'pending')} still pending payment, "
         f"{count(imported, links.address_state == 'missing')} waiting for their address)",
-        f"skipped: {_counts(skipped)}",
-        f"shipments: {shipped} orders shipped in Mirakl; cancellations after import: {held} units held in Shopify",
+        f"not imported: {_counts(skipped)}",
+        f"after import: {runs['marked_paid']} marked paid when the debit arrived, {held} cancelled units held in "
+        f"Shopify, {runs['addresses_completed']} addresses completed, {runs['follow_ups_failed']} follow-ups failed",
+        f"shipments: {shipped} orders shipped in Mirakl",
         f"open exceptions: {_counts(exceptions)}",
     ]
 
@@ -57,12 +82,20 @@ def _checks(settings: Settings, dagster_home: Path) -> list[str]:
     keys = sorted(build_definitions(settings).resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
     rows = []
     with DagsterInstance.from_config(str(dagster_home)) as instance:
+        partitions: dict[str, str] = {}  # run id -> its partition (the check records do not carry it)
+
+        def partition(run_id: str) -> str:
+            if run_id not in partitions:
+                run = instance.get_run_by_id(run_id)
+                partitions[run_id] = (run.tags.get("dagster/partition") if run else None) or "?"
+            return partitions[run_id]
+
         for key in keys:
-            latest: dict[str | None, str] = {}
+            latest: dict[str, str] = {}
             for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
-                latest.setdefault(record.partition, record.status.value)  # newest first
-            outcomes = Counter(latest.values())
-            rows.append(f"{key.asset_key.to_user_string()}:{key.name}: {_counts(outcomes) if outcomes else 'not evaluated'}")
+                latest.setdefault(partition(record.run_id), record.status.value)  # newest first
+            text = ", ".join(f"{p.split('|')[-1]} {status}" for p, status in sorted(latest.items())) or "not evaluated"
+            rows.append(f"{key.asset_key.to_user_string()}:{key.name}: {text}")
     return rows
 
 
@@ -71,8 +104,9 @@ def _datasets(warehouse: Path) -> list[str]:
         return ["none written"]
     rows = []
     for dataset in sorted(p for p in warehouse.iterdir() if p.is_dir()):
-        files = list(dataset.rglob("*.parquet"))
-        rows.append(f"{dataset.name}: {len(files)} parquet file(s) under {dataset}")
+        files = [f for f in dataset.rglob("*") if f.is_file()]
+        kinds = ", ".join(sorted({f.suffix.lstrip(".") or "file" for f in files})) or "none"
+        rows.append(f"{dataset.name}: {len(files)} file(s) ({kinds}) under {dataset}")
     return rows or ["none written"]
 
 

@@ -1,8 +1,10 @@
 """The `mirakl_orders` parquet dataset: every Mirakl order seen in a day, as received.
 
-One row per order (the latest version seen that day). `raw_json` is the order exactly as the
-client parsed it (unknown fields included), so a mapping fix can be replayed without calling
-Mirakl again; the other columns are there for people and query engines.
+One row per order: the latest version seen that day (a day's first refreshes also fetch the previous
+day's last updates, see sync/windows.py, so an order updated just before midnight may sit in both
+days). `raw_json` is the order exactly as the client parsed it (unknown fields included), so a
+mapping fix can be replayed without calling Mirakl again; the other columns are there for people
+and query engines.
 """
 
 from dataclasses import dataclass, field

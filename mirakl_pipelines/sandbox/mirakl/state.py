@@ -286,7 +286,7 @@ class MarketplaceSim:
             if not isinstance(reason_code, str) or not reason_code.strip():
                 raise ValueError(f"{where}: reason_code must be a non-empty string (a CANCELATION reason of RE01)")
             lines = {line["order_line_id"]: line for line in order["order_lines"]}
-            in_shipments = self._units_in_shipments(order_id)
+            in_shipments = self.shipments.booked_units(order_id)
             for line_id, quantity in quantities.items():
                 line = lines.get(line_id)
                 if line is None:
@@ -506,15 +506,6 @@ class MarketplaceSim:
                     line["order_line_state"] = "SHIPPING"
         order["last_updated_date"] = now
         refresh_flags(order)
-
-    def _units_in_shipments(self, order_id: str) -> dict[str, int]:
-        """Units of each line booked in the order's live shipments (multiple shipments): no longer cancellable."""
-        units: dict[str, int] = {}
-        for shipment in self.shipments.of_order(order_id):
-            if shipment["status"] != "CANCELED":
-                for entry in shipment["shipment_lines"]:
-                    units[entry["order_line_id"]] = units.get(entry["order_line_id"], 0) + entry["quantity"]
-        return units
 
     def _cancel_units(self, line: dict, quantity: int, reason_code: str, now: datetime) -> None:
         """Append one cancelation to `line`: its units' share of every amount, cumulative in cents."""
