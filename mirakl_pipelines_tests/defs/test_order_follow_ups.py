@@ -101,7 +101,9 @@ def test_an_address_hidden_until_acceptance_is_imported_held_then_completed(conf
                          acceptance={"mode": "after_import"})
     sim = sandbox.sims[MKP]
     sim.apply_settings(hide_addresses_before_acceptance=True)
-    sim.add_order(_order("HA-1-A", [_line("ALP-MERINO-S", 1)]))
+    # Not paid in this test: a debit landing between a refresh's window end and its call is (rightly) left to the
+    # next refresh, which would make "the next run completes it" depend on timing.
+    sim.add_order(_order("HA-1-A", [_line("ALP-MERINO-S", 1)]), never_pay=True)
     meta = _meta(pipeline.run(), "shopify_orders")
     assert meta["imported"] == 1 and meta["accepted"] == 1  # before: never imported, so auto-refused by Mirakl
     order = _store_order(sandbox, "HA-1-A")
