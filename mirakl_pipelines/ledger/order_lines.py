@@ -112,7 +112,8 @@ class OrderLineBook(LedgerBase):
             links_t.c.marketplace == marketplace,
             links_t.c.import_state == "imported",
             sa.or_(
-                sa.and_(links_t.c.payment_state == "pending", links_t.c.mirakl_paid.is_(True)),
+                sa.and_(links_t.c.payment_state == "pending", links_t.c.mirakl_paid.is_(True),
+                        links_t.c.mirakl_state.not_in(("CANCELED", "REFUSED"))),  # a dead order is not marked paid
                 sa.and_(links_t.c.address_state == "missing", links_t.c.mirakl_has_address.is_(True)),
                 to_hold,
             ),

@@ -325,7 +325,6 @@ class OrderBatch:
         self.ledger.raise_exception(self.marketplace.code, kind, order.order_id, reason, details, now=self.now())
         self.log.warning("order %s not imported (%s): %s", order.order_id, kind, reason)
 
-
     # -- follow-ups of imported orders ------------------------------------------------------------------
 
     def _follow_up(self, parsed: Mapping[str, MiraklOrder]) -> None:
