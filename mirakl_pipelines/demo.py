@@ -133,7 +133,9 @@ def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_second
 
 
 def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scale: float = 1.0,
-                  debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3) -> Sandbox:
+                  debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3, plain: bool = False) -> Sandbox:
+    """The demo's simulators on loopback. `plain`: the scenario without the spec's variety (French orders paid on
+    acceptance, no promotion, fee or cancellation), for benchmarks that stay comparable from one run to the next."""
     keys = {code: f"sandbox-{code}-{secrets.token_hex(8)}" for code in DEMO_MARKETPLACES}
     keys["shopify"] = f"shpat_{secrets.token_hex(16)}"
     keys["webhook"] = secrets.token_hex(16)
@@ -150,9 +152,10 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
     store = ShopifyStore.from_catalogue_file(CATALOGUE, StoreSettings(access_token=keys["shopify"]))
     catalogue = yaml.safe_load(CATALOGUE.read_text())
     excluded = tuple(code for code, spec in DEMO_MARKETPLACES.items() if spec["tax_mode"] == "TAX_EXCLUDED")
-    scenario = Scenario(sims, catalogue, ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute,
-                                                          tax_excluded_marketplaces=excluded,
-                                                          cancel_delay_seconds=DEMO_CANCEL_DELAY))
+    scenario_settings = (ScenarioSettings.plain(seed=seed, orders_per_minute=orders_per_minute) if plain else
+                         ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute,
+                                          tax_excluded_marketplaces=excluded, cancel_delay_seconds=DEMO_CANCEL_DELAY))
+    scenario = Scenario(sims, catalogue, scenario_settings)
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
     servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
     scenario.seed_backlog(backlog)

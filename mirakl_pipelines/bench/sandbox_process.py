@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sandbox = start_sandbox(seed=args.seed, orders_per_minute=args.scenario_orders_per_minute or 1.0,
                             rate_limit_scale=args.rate_limit_scale, debit_delay=timedelta(seconds=args.debit_delay),
-                            backlog=args.backlog)
+                            backlog=args.backlog, plain=True)  # comparable from one benchmark run to the next
     receiver = warehouse = None
     try:
         if args.shipping:
