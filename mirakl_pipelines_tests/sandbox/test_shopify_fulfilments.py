@@ -5,17 +5,14 @@ replayed with the sandbox's own ids substituted for the recorded ones.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
-from mirakl_pipelines.sandbox.shopify.harness import running_store
-from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines.sync.order_mapping import LINE_ID_PROPERTY
 from mirakl_pipelines_tests.reference import reference_file
+from mirakl_pipelines_tests.sandbox.conftest import ok
 from mirakl_pipelines_tests.sandbox.test_shopify_fixtures import assert_same_response, shape
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "sandbox" / "catalogue.yaml"
 PRECONDITIONS = "shopify/fixtures/harry-test-heelo.myshopify.com__2026-04__orders__fulfillment-create-preconditions.json"
 MULTI_TRACKING = "shopify/fixtures/harry-test-heelo.myshopify.com__2025-01__orders__fulfillment-multi-tracking-info.json"
 
@@ -42,23 +39,12 @@ SWEEP = """query($q: String!) { orders(first: 50, query: $q, sortKey: UPDATED_AT
 
 
 @pytest.fixture()
-def sandbox():
-    reference_file("shopify/admin-2026-07.schema.graphql")
-    store = ShopifyStore.from_catalogue_file(CATALOGUE)
-    try:
-        with running_store(store) as connection:
-            yield connection
-    finally:
-        store.close()
+def sandbox(catalogue_store):
+    return catalogue_store
 
 
 def load(relative: str) -> dict:
     return json.loads(reference_file(relative).read_text(encoding="utf-8"))
-
-
-def ok(body: dict) -> dict:
-    assert "errors" not in body, body.get("errors")
-    return body["data"]
 
 
 def create_order(sandbox, lines: list[tuple[str, int]], source_identifier: str = "decathlon_fr:MKP-1") -> dict:

@@ -7,17 +7,13 @@ fulfillment-order-release-hold-selective.json); those files are not in ../shared
 """
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from mirakl_pipelines.sandbox.shopify.harness import running_store
-from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
 from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY
-from mirakl_pipelines_tests.reference import reference_file
+from mirakl_pipelines_tests.sandbox.conftest import ok
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "sandbox" / "catalogue.yaml"
 FO_FIELDS = """id status supportedActions { action }
   fulfillmentHolds { id handle reason reasonNotes displayReason heldByApp { id } heldByRequestingApp }
   lineItems(first: 10) { nodes { id totalQuantity remainingQuantity lineItem { id quantity fulfillableQuantity } } }"""
@@ -39,19 +35,8 @@ FRESH_ACTIONS = [{"action": "CREATE_FULFILLMENT"}, {"action": "MOVE"}, {"action"
 
 
 @pytest.fixture()
-def sandbox():
-    reference_file("shopify/admin-2026-07.schema.graphql")
-    store = ShopifyStore.from_catalogue_file(CATALOGUE)
-    try:
-        with running_store(store) as connection:
-            yield connection
-    finally:
-        store.close()
-
-
-def ok(body: dict) -> dict:
-    assert "errors" not in body, body.get("errors")
-    return body["data"]
+def sandbox(catalogue_store):
+    return catalogue_store
 
 
 def create_order(sandbox, lines=(("ALP-TRAIL-42", 5),), source="MKP-H1") -> tuple[str, dict]:

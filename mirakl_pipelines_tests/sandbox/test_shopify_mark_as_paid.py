@@ -14,6 +14,7 @@ import pytest
 from mirakl_pipelines.sandbox.shopify.harness import running_store
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 from mirakl_pipelines_tests.reference import reference_file
+from mirakl_pipelines_tests.sandbox.conftest import ok
 from mirakl_pipelines_tests.sandbox.test_shopify_webhooks import SECRET, receiver  # noqa: F401
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "sandbox" / "catalogue.yaml"
@@ -37,11 +38,6 @@ def sandbox():
             yield connection
     finally:
         store.close()
-
-
-def ok(body: dict) -> dict:
-    assert "errors" not in body, body.get("errors")
-    return body["data"]
 
 
 def create(sandbox, shop: str, presentment: str | None = None, **extra) -> dict:
