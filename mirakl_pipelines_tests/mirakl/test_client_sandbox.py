@@ -191,13 +191,15 @@ def test_dropped_connections_on_reads_and_writes(sim, make_client):
     assert order.order_state == "SHIPPED"
 
 
-def test_budget_enforced_between_listings(make_client, recording_sleep):
+def test_budget_enforced_between_listings(sim, make_client, recording_sleep):
     paced = make_client(sleep=recording_sleep)  # OR11: 60 s -> 63 ms with the margin
     started = time.monotonic()
     paced.list_orders()
     paced.list_orders()
     assert time.monotonic() - started >= 0.06
-    assert recording_sleep.waits and 0.05 < recording_sleep.waits[0] <= 0.063  # the budget waited, not a retry
+    # The budget waited (what is left of the interval after the first listing: less under load), not a retry.
+    assert recording_sleep.waits and 0 < recording_sleep.waits[0] <= 0.063
+    assert sim.rejected["OR11"] == 0
 
 
 def test_budget_refuses_a_listing_it_cannot_wait_for(sim, make_client):
