@@ -85,4 +85,4 @@ def hold_handle(kind: str, key: str) -> str:
     return f"mirakl-{kind}-{key}"[:MAX_HANDLE]
 
 
-__all__ = ["ADDRESS_HOLD_REASON", "HOLD_REASON", "Hold", "HoldPlan", "hold_handle", "plan_holds"]
+__all__ = ["ADDRESS_HOLD_REASON", "HOLD_REASON", "HOLDABLE_STATUSES", "Hold", "HoldPlan", "hold_handle", "plan_holds"]

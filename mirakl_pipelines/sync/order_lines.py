@@ -33,7 +33,6 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0")
 # Line states that will never be shipped: such lines are neither imported nor decided.
 DEAD_LINE_STATES = frozenset({"REFUSED", "CANCELED"})
-READINGS = ("gross", "net")
 # orders.cancellation_amounts: "auto" tells the reading from each line's figures (module docstring).
 CANCELLATION_AMOUNTS = {"auto": None, "as_ordered": "gross", "net_of_cancellations": "net"}
 

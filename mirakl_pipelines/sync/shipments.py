@@ -117,19 +117,9 @@ def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial
     known = {line.order_line_id for line in order.order_lines}
     unmatched = tuple(sorted(line_id for line_id, qty in fulfilled.items() if qty and line_id not in known))
     decision = _Builder(order.order_id, lines, unmatched)
-    state = order.order_state
-
-    if state in SHIPPED_STATES:
-        return decision("done", f"order {order.order_id} is already {state} in Mirakl")
-    if state in DEAD_ORDER_STATES:
-        return decision("skip", f"order {order.order_id} is {state} in Mirakl: it will never ship there")
-    if state != "SHIPPING":
-        why = "Mirakl accepts tracking and shipment only in SHIPPING"
-        if state in BEFORE_SHIPPING_STATES:
-            why += " (the customer's debit or the acceptance is still pending)"
-        return decision("wait", f"order {order.order_id} is {state or 'in an unknown state'}: {why}")
-    if not lines:
-        return decision("skip", f"order {order.order_id} has no line left to ship (all refused or canceled)")
+    settled = state_decision(order)
+    if settled is not None:
+        return decision(settled.action, settled.reason)
 
     if all(line.complete for line in lines):
         return decision("ship")
@@ -145,6 +135,24 @@ def decide_shipment(order: MiraklOrder, fulfilled: Mapping[str, int], *, partial
         f"order {order.order_id}: partly fulfilled and this marketplace ships only complete orders "
         f"(fulfilments.partial_shipments is false); still to fulfil: {missing}",
     )
+
+
+def state_decision(order: MiraklOrder) -> Optional[ShipmentDecision]:
+    """What the order's Mirakl state alone decides, whatever was fulfilled: ``done`` (shipped already), ``skip``
+    (refused, canceled, nothing left to ship) or ``wait`` (not in SHIPPING yet); None when it may ship."""
+    oid, state = order.order_id, order.order_state
+    if state in SHIPPED_STATES:
+        return ShipmentDecision("done", oid, f"order {oid} is already {state} in Mirakl")
+    if state in DEAD_ORDER_STATES:
+        return ShipmentDecision("skip", oid, f"order {oid} is {state} in Mirakl: it will never ship there")
+    if state != "SHIPPING":
+        why = "Mirakl accepts tracking and shipment only in SHIPPING"
+        if state in BEFORE_SHIPPING_STATES:
+            why += " (the customer's debit or the acceptance is still pending)"
+        return ShipmentDecision("wait", oid, f"order {oid} is {state or 'in an unknown state'}: {why}")
+    if not live_order_lines(order):
+        return ShipmentDecision("skip", oid, f"order {oid} has no line left to ship (all refused or canceled)")
+    return None
 
 
 def parcel_lines(order: MiraklOrder, parcel: Mapping[str, int], shipped: Mapping[str, int]) -> dict[str, int]:
@@ -206,5 +214,5 @@ class _Builder:
 
 __all__ = [
     "Fulfilment", "LineProgress", "fulfilment_from_webhook", "ShipmentDecision", "decide_shipment", "fulfilled_quantities", "latest_tracking",
-    "mirakl_line_id", "parcel_lines", "tracking_differs", "tracking_payload",
+    "mirakl_line_id", "parcel_lines", "state_decision", "tracking_differs", "tracking_payload",
 ]

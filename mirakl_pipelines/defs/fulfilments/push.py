@@ -38,6 +38,7 @@ from mirakl_pipelines.sync.shipments import (
     fulfilment_from_webhook,
     latest_tracking,
     parcel_lines,
+    state_decision,
     tracking_differs,
     tracking_payload,
 )
@@ -222,17 +223,15 @@ class ShipmentPush:
         if order is None:
             self.report.waiting["order not fetched yet"] += 1
             return False
-        if order.order_state in SHIPPED_STATES:
-            self._settle(order_id, "already", f"order {order_id} is {order.order_state} in Mirakl")
+        settled = state_decision(order)
+        if settled is not None and settled.action == "done":
+            self._settle(order_id, "already", settled.reason)
             self.report.already_shipped += 1
             return True
-        if order.order_state in DEAD_ORDER_STATES or order.order_state != "SHIPPING":
-            dead = order.order_state in DEAD_ORDER_STATES
-            reason = (f"order {order_id} is {order.order_state} in Mirakl: it will never ship there" if dead else
-                      f"order {order_id} is {order.order_state}: Mirakl takes shipments only in SHIPPING")
-            self.report.waiting[reason] += 1
+        if settled is not None:
+            self.report.waiting[settled.reason] += 1
             for p in pushes:
-                self._note(p, "OR24", "skipped" if dead else "waiting", reason)
+                self._note(p, "OR24", "skipped" if settled.action == "skip" else "waiting", settled.reason)
             return False
         shipped: dict[str, int] = {}
         for p in pushes:

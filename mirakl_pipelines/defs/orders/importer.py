@@ -44,7 +44,7 @@ from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
 from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
 from mirakl_pipelines.sync.eligibility import address_follows, is_complete_address, skip_reason
-from mirakl_pipelines.sync.holds import ADDRESS_HOLD_REASON, HOLD_REASON, hold_handle, plan_holds
+from mirakl_pipelines.sync.holds import ADDRESS_HOLD_REASON, HOLD_REASON, HOLDABLE_STATUSES, hold_handle, plan_holds
 from mirakl_pipelines.sync.order_lines import (
     CANCELLATION_AMOUNTS, LineAmountError, cancelled_quantity, is_dead, live_line, live_quantity,
 )
@@ -399,7 +399,7 @@ class OrderBatch:
 
     def _hold_whole(self, shopify_order_id: str, handle: str, reason: str, notes: str) -> None:
         for fo in self.shopify.fulfilment_orders(shopify_order_id):
-            if fo.status in ("OPEN", "IN_PROGRESS", "SCHEDULED"):
+            if fo.status in HOLDABLE_STATUSES:
                 self.shopify.hold_fulfilment_order(fo.id, reason=reason, handle=handle, notes=notes, lines=None)
 
 
