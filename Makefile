@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 TEST_TIMEOUT ?= 75m
 TEST_CASE_TIMEOUT ?= 300
 PYTEST_ARGS ?=
+# Options for `mirakl-pipelines demo`, e.g. make demo DEMO_ARGS="--port 3001 --orders-per-minute 10"
+DEMO_ARGS ?=
 
 .PHONY: demo test bench venv postgres-binaries
 
@@ -21,7 +23,7 @@ postgres-binaries:
 	@scripts/ensure_postgres.sh
 
 demo: $(STAMP)
-	$(VENV)/bin/mirakl-pipelines demo
+	$(VENV)/bin/mirakl-pipelines demo $(DEMO_ARGS)
 
 # Exit code 5 means pytest collected nothing (e.g. a PYTEST_ARGS filter matching no test): not a failure.
 test: $(STAMP) postgres-binaries

@@ -95,7 +95,14 @@ class OrderImportConfig(_Strict):
 
 class ScheduleConfig(_Strict):
     cron: str = "*/15 * * * *"
-    lookback_minutes: int = Field(default=120, ge=0, le=24 * 60)
+    overlap_minutes: int = Field(
+        default=2, ge=0, le=60,
+        description="a refresh fetches from the previous refresh's window end minus this overlap (clocks, Mirakl's latency)",
+    )
+    lookback_minutes: int = Field(
+        default=120, ge=0, le=24 * 60,
+        description="how far a day's first refresh reaches into the previous day when that day has no watermark",
+    )
     closeout_cron: str = "30 2 * * *"
 
     @field_validator("cron", "closeout_cron")
@@ -227,6 +234,14 @@ class AlertsConfig(_Strict):
     webhook_url_env: Optional[str] = Field(default=None, description="env var holding e.g. a Slack incoming-webhook URL")
 
 
+class WebhooksConfig(_Strict):
+    dagster_graphql_url: Optional[str] = Field(
+        default=None, pattern=r"^https?://",
+        description="the Dagster webserver's GraphQL endpoint (e.g. http://127.0.0.1:3000/graphql): the receiver asks it "
+                    "to start a fulfilment's push run as soon as the delivery is stored; absent, the fulfilment_inbox "
+                    "sensor alone starts it (0-5 s later, on its next tick)")
+
+
 class Settings(_Strict):
     partitions_start_date: str = Field(default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
     ledger_url_env: str = "MIRAKL_PIPELINES_LEDGER_URL"
@@ -234,6 +249,7 @@ class Settings(_Strict):
     warehouse_path: str = "data/warehouse"
     schedules_running: bool = True
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     shopify_stores: list[ShopifyStoreConfig] = Field(min_length=1)
     marketplaces: list[MarketplaceConfig] = Field(min_length=1)
 

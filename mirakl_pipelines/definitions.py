@@ -12,7 +12,7 @@ from mirakl_pipelines.defs.fulfilments.assets import (
     build_shipments_job,
 )
 from mirakl_pipelines.defs.orders.assets import build_order_assets
-from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_orders_job
+from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_order_sensors, build_orders_job
 from mirakl_pipelines.defs.partitions import daily_by_marketplace
 from mirakl_pipelines.defs.resources import build_resources
 
@@ -27,7 +27,7 @@ def build_definitions(settings: Settings, config_path: str | None = None, rate_l
         assets=order_assets + shipment_assets,
         jobs=[orders_job, shipments_job],
         schedules=build_order_schedules(settings, orders_job) + sweep_schedules,
-        sensors=[build_run_failure_sensor(settings), *shipment_sensors],
+        sensors=[build_run_failure_sensor(settings), *build_order_sensors(settings, orders_job), *shipment_sensors],
         resources=build_resources(settings, config_path, rate_limit_scale),
     )
 

@@ -4,18 +4,22 @@ instance. Everything it writes stays under its work directory; Ctrl-C stops ever
 """
 
 import os
+import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
 
+from mirakl_pipelines import running_demo
 from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, RATE_LIMIT_SCALE_ENV, load_settings
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
@@ -51,6 +55,14 @@ DEMO_CANCEL_DELAY = (70.0, 150.0)
 DEMO_WAREHOUSE_DELAY = 90.0
 # Short enough that the check turns red within minutes when the sandbox rejects shipments.
 DEMO_UNACKNOWLEDGED_MINUTES = 3
+# The partitions start this many days back and the scenario seeds orders on those days, so the UI's partition
+# bar means something and a backfill of the past days has real work.
+DEMO_PAST_DAYS = 3
+DEMO_PAST_ORDERS_PER_DAY = 6
+# Shopify's orders(query:) search index lags writes by seconds: the demo's store plays that too.
+DEMO_SEARCH_INDEX_LAG_SECONDS = 5.0
+# Partitions start here when the sandbox seeded no past days (tests, benchmarks).
+DEFAULT_PARTITIONS_START = "2026-01-01"
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Sandbox:
     servers: dict[str, RunningServer]
     secrets: dict[str, str]
     stop_event: threading.Event = field(default_factory=threading.Event)
+    partitions_start: date | None = None  # the first day the scenario seeded orders on
 
     def start_scenario(self, interval: float = 1.0) -> threading.Thread:
         thread = threading.Thread(target=self.scenario.run, args=(self.stop_event, interval), name="scenario", daemon=True)
@@ -72,7 +85,7 @@ class Sandbox:
     def settings_dict(self, workdir: Path, cron: str = "* * * * *") -> dict:
         """The pipelines' configuration for this sandbox (what a real deployment writes by hand)."""
         return {
-            "partitions_start_date": "2026-01-01",
+            "partitions_start_date": self.partitions_start.isoformat() if self.partitions_start else DEFAULT_PARTITIONS_START,
             "ledger_url_env": "MIRAKL_PIPELINES_LEDGER_URL",
             "ledger_default_url": f"sqlite:///{workdir / 'ledger.sqlite'}",
             "warehouse_path": str(workdir / "warehouse"),
@@ -111,20 +124,33 @@ class Sandbox:
 
 
 # The demo's Dagster instance: embedded SQLite under DAGSTER_HOME, no services. The run queue is polled every
-# second instead of every 5 s: a fulfilment's push run waits in that queue, and shipping latency counts.
-DEMO_INSTANCE_YAML = "telemetry:\n  enabled: false\nrun_queue:\n  dequeue_interval_seconds: 1\n"
+# second instead of every 5 s: a fulfilment's push run waits in that queue, and shipping latency counts. Runs are
+# dequeued in threads, so one marketplace's push does not wait for the other's process start; sensors are evaluated
+# in threads (as in production), so a slow run-status sensor does not delay the inbox sensor's tick, and a tick's
+# runs (one per marketplace) are submitted side by side.
+DEMO_INSTANCE_YAML = (
+    "telemetry:\n  enabled: false\n"
+    "run_queue:\n  dequeue_interval_seconds: 1\n  dequeue_use_threads: true\n  dequeue_num_workers: 4\n"
+    "sensors:\n  use_threads: true\n  num_workers: 4\n  num_submit_workers: 4\n"
+)
 
 
-def write_demo_instance(dagster_home: Path) -> None:
+def write_demo_instance(dagster_home: Path, console_log_level: str | None = None) -> None:
+    """`console_log_level`: what runs print on the console (python_log_level; Dagster's default is DEBUG, a line
+    per event). The UI keeps every event either way."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(DEMO_INSTANCE_YAML)
+    logs = f"python_logs:\n  python_log_level: {console_log_level}\n" if console_log_level else ""
+    (dagster_home / "dagster.yaml").write_text(DEMO_INSTANCE_YAML + logs)
 
 
 def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_seconds: float = 30.0,
-                   partial_share: float = 0.1, unknown_carrier_share: float = 0.05) -> tuple[RunningServer, Warehouse]:
-    """The Shopify side of shipping: the webhook receiver (in a thread, storing into `ledger_url`'s inbox), the
-    store's subscription to it, and a warehouse fulfilling imported orders after a delay with a French carrier mix."""
-    receiver = serve_in_thread(create_webhook_app(ledger_url, [sandbox.secrets["webhook"]]), name="webhooks")
+                   partial_share: float = 0.1, unknown_carrier_share: float = 0.05,
+                   dagster_graphql_url: str | None = None) -> tuple[RunningServer, Warehouse]:
+    """The Shopify side of shipping: the webhook receiver (in a thread, storing into `ledger_url`'s inbox, and
+    starting each fulfilment's push run through `dagster_graphql_url` when given), the store's subscription to it,
+    and a warehouse fulfilling imported orders after a delay with a French carrier mix."""
+    receiver = serve_in_thread(create_webhook_app(ledger_url, [sandbox.secrets["webhook"]],
+                                                  dagster_graphql_url=dagster_graphql_url), name="webhooks")
     sandbox.store.subscribe(f"{receiver.url}{WEBHOOK_PATH}", sandbox.secrets["webhook"], list(FULFILMENT_TOPICS))
     warehouse = Warehouse(sandbox.store, seed=seed, delay_seconds=delay_seconds, partial_share=partial_share,
                           unknown_carrier_share=unknown_carrier_share)
@@ -133,9 +159,11 @@ def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_second
 
 
 def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scale: float = 1.0,
-                  debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3, plain: bool = False) -> Sandbox:
+                  debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3, plain: bool = False,
+                  past_days: int = 0, search_index_lag_seconds: float = 0.0) -> Sandbox:
     """The demo's simulators on loopback. `plain`: the scenario without the spec's variety (French orders paid on
-    acceptance, no promotion, fee or cancellation), for benchmarks that stay comparable from one run to the next."""
+    acceptance, no promotion, fee or cancellation), for benchmarks that stay comparable from one run to the next.
+    `past_days`: orders on each of that many days before today (the partitions then start on the first of them)."""
     keys = {code: f"sandbox-{code}-{secrets.token_hex(8)}" for code in DEMO_MARKETPLACES}
     keys["shopify"] = f"shpat_{secrets.token_hex(16)}"
     keys["webhook"] = secrets.token_hex(16)
@@ -149,7 +177,8 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
         ))
         for code, spec in DEMO_MARKETPLACES.items()
     }
-    store = ShopifyStore.from_catalogue_file(CATALOGUE, StoreSettings(access_token=keys["shopify"]))
+    store = ShopifyStore.from_catalogue_file(CATALOGUE, StoreSettings(access_token=keys["shopify"],
+                                                                      search_index_lag_seconds=search_index_lag_seconds))
     catalogue = yaml.safe_load(CATALOGUE.read_text())
     excluded = tuple(code for code, spec in DEMO_MARKETPLACES.items() if spec["tax_mode"] == "TAX_EXCLUDED")
     scenario_settings = (ScenarioSettings.plain(seed=seed, orders_per_minute=orders_per_minute) if plain else
@@ -158,26 +187,52 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
     scenario = Scenario(sims, catalogue, scenario_settings)
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
     servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
+    past = scenario.seed_past_days(past_days, DEMO_PAST_ORDERS_PER_DAY) if past_days else None
     scenario.seed_backlog(backlog)
-    return Sandbox(sims, store, scenario, servers, keys)
+    return Sandbox(sims, store, scenario, servers, keys, partitions_start=past)
 
 
 def _print_urls(sandbox: Sandbox, extra: dict[str, str]) -> None:
-    print("mirakl-pipelines sandbox is up:")
+    """Where everything is, with the sandbox's keys: they are generated per run and die with it, and a user
+    needs them to call the sandbox APIs themselves."""
+    keys = {**{code: f"API key {sandbox.secrets[code]}" for code in sandbox.sims},
+            "shopify": f"access token {sandbox.secrets['shopify']}",
+            "webhooks": f"HMAC secret {sandbox.secrets['webhook']}"}
+    print("mirakl-pipelines sandbox is up (throwaway keys, valid until the demo stops):")
     for name, server in sandbox.servers.items():
-        print(f"  {name:<16} {server.url}")
+        print(f"  {name:<16} {server.url:<24} {keys.get(name, '')}".rstrip())
     for name, url in extra.items():
         print(f"  {name:<16} {url}")
+    code = next(iter(sandbox.sims))
+    mirakl, shopify = sandbox.servers[code].url, sandbox.servers["shopify"].url
+    query = '{"query": "{ orders(first: 5, reverse: true) { nodes { name createdAt displayFinancialStatus } } }"}'
+    print("try:")
+    print(f"  curl -H 'Authorization: {sandbox.secrets[code]}' '{mirakl}/api/orders?max=5'")
+    print(f"  curl -H 'X-Shopify-Access-Token: {sandbox.secrets['shopify']}' -H 'Content-Type: application/json' \\\n"
+          f"       -d '{query}' {shopify}/admin/api/{sandbox.store.settings.api_version}/graphql.json")
+    print(f"  read-only views, no key: {shopify}/_sandbox/orders.html (the store's orders), "
+          f"{mirakl}/_sandbox/orders.html ({code}'s orders)")
     sys.stdout.flush()
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C or SIGTERM. Installed before any child starts: a child inherits an
-    *ignored* SIGINT (as under a non-interactive shell's `&`), and dagster dev then ignores SIGTERM too."""
-    stop = threading.Event()
+@dataclass
+class _Signals:
+    """Ctrl-C or SIGTERM sets `stop`; a second one sets `hurry` (stop now, without waiting for runs)."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    hurry: threading.Event = field(default_factory=threading.Event)
+
+    def _handle(self, *_) -> None:
+        (self.hurry if self.stop.is_set() else self.stop).set()
+
+
+def _stop_on_signals() -> _Signals:
+    """Installed before any child starts: a child inherits an *ignored* SIGINT (as under a non-interactive
+    shell's `&`), and dagster dev then ignores SIGTERM too."""
+    signals = _Signals()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+        signal.signal(sig, signals._handle)
+    return signals
 
 
 def _wait(stop: threading.Event, child: subprocess.Popen | None = None) -> None:
@@ -188,15 +243,115 @@ def _wait(stop: threading.Event, child: subprocess.Popen | None = None) -> None:
 
 
 def run_sandbox_only(seed: int, orders_per_minute: float, workdir: str) -> int:
-    stop = _stop_on_signals()
+    signals = _stop_on_signals()
     sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
     sandbox.start_scenario()
     _print_urls(sandbox, {})
     try:
-        _wait(stop)
+        _wait(signals.stop)
     finally:
         sandbox.stop()
     return 0
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens on host:port (bound as the webserver binds: SO_REUSEADDR, so a
+    port in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _port_taken_message(port: int) -> str:
+    other = next((p for p in range(port + 1, min(port + 100, 65536)) if not port_in_use(p)), port + 1)
+    return (f"port {port} on 127.0.0.1 is already in use by another program: the Dagster UI cannot listen there.\n"
+            f"Choose another port: make demo DEMO_ARGS=\"--port {other}\"   (or: mirakl-pipelines demo --port {other})")
+
+
+class _DagsterConsole:
+    """dagster dev's output: every line into `<workdir>/dagster.log`, and onto the console until the demo
+    starts stopping (what dagster prints while it is being stopped is noise: the full log keeps it)."""
+
+    def __init__(self, stream, log_path: Path):
+        self.muted = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(stream, log_path), name="dagster-console", daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream, log_path: Path) -> None:
+        with log_path.open("a", encoding="utf-8") as log:
+            for line in stream:
+                log.write(line)
+                log.flush()
+                if not self.muted.is_set():
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _announce_ui(port: int, stop: threading.Event, log_path: Path, timeout: float = 300.0) -> None:
+    """Say when the UI answers (dagster's own "Serving…" line is below the console's log level)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while not stop.wait(1.0) and time.monotonic() < deadline:
+        try:
+            info = httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        if "dagster_webserver_version" in info:
+            print(f"Dagster UI ready: http://127.0.0.1:{port}  (runs' INFO lines below; every event in the UI "
+                  f"and in {log_path})")
+            sys.stdout.flush()
+        return
+
+
+# How long a stop waits for the runs in progress to finish (a run takes seconds; a stopped one would end FAILED).
+DEMO_RUN_GRACE_SECONDS = 45.0
+_UNFINISHED = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
+
+
+def _runs(dagster_home: Path, statuses: tuple[str, ...]) -> list:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return list(instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus[s] for s in statuses])))
+
+
+def _let_runs_finish(dagster_home: Path, hurry: threading.Event, grace: float = DEMO_RUN_GRACE_SECONDS) -> None:
+    """Wait until no run is starting or executing (or `grace` passed, or a second Ctrl-C): the daemon keeps
+    launching, so the moment none runs is the moment to stop."""
+    deadline = time.monotonic() + grace
+    told = False
+    while time.monotonic() < deadline and not hurry.is_set():
+        running = _runs(dagster_home, ("STARTING", "STARTED", "CANCELING"))
+        if not running:
+            return
+        if not told:
+            print(f"waiting for {len(running)} run(s) in progress to finish (Ctrl-C again to stop at once)…")
+            sys.stdout.flush()
+            told = True
+        hurry.wait(0.5)
+
+
+def _cancel_unfinished_runs(dagster_home: Path, stopped_at: float) -> int:
+    """Runs the stop cut short end CANCELED, not FAILED: those that never finished, and those that failed
+    because their process was stopped (after `stopped_at`, epoch seconds). Returns how many."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        cut = list(instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus[s] for s in _UNFINISHED])))
+        failed = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]), limit=20)
+        cut += [run for run in failed
+                if (record := instance.get_run_record_by_id(run.run_id)) and record.end_time and record.end_time >= stopped_at]
+        for run in cut:
+            instance.report_run_canceled(run, message="The demo stopped before this run finished.")
+    return len(cut)
 
 
 def _stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -220,51 +375,107 @@ def _stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> Non
 
 
 def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, duration: float | None = None) -> int:
-    """The demo until Ctrl-C, or for `duration` seconds, after which it stops and prints its summary."""
+    """The demo until Ctrl-C, or for `duration` seconds, after which it stops as Ctrl-C does and prints its summary."""
     work = (Path(workdir) if Path(workdir).is_absolute() else PROJECT_ROOT / workdir).resolve()
+    other = running_demo.find([work])
+    if other is not None:
+        print(f"a demo is already running in {work} (pid {other.pid}, UI on port {other.port}): stop it first, "
+              f"or give this one another --workdir", file=sys.stderr)
+        return 2
+    if port_in_use(port):
+        print(_port_taken_message(port), file=sys.stderr)
+        return 2
     dagster_home = work / "dagster_home"
-    write_demo_instance(dagster_home)
-    stop = _stop_on_signals()
+    write_demo_instance(dagster_home, console_log_level="INFO")
+    signals = _stop_on_signals()
+    stop = signals.stop
     started = time.monotonic()
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True
         timer.start()
-    sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute)
+    sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute, past_days=DEMO_PAST_DAYS,
+                            search_index_lag_seconds=DEMO_SEARCH_INDEX_LAG_SECONDS)
     config_path = work / "marketplaces.yaml"
-    config_path.write_text(yaml.safe_dump(sandbox.settings_dict(work), sort_keys=False))
+    # The receiver starts fulfilments' push runs through the UI's GraphQL endpoint; the sensor, reading this, leaves
+    # fresh deliveries to it.
+    graphql_url = f"http://127.0.0.1:{port}/graphql"
+    config_path.write_text(yaml.safe_dump({**sandbox.settings_dict(work), "webhooks": {"dagster_graphql_url": graphql_url}},
+                                          sort_keys=False))
     env = {**os.environ, **sandbox.env(), CONFIG_ENV_VAR: str(config_path), "DAGSTER_HOME": str(dagster_home),
-           RATE_LIMIT_SCALE_ENV: "1"}
+           RATE_LIMIT_SCALE_ENV: "1", "PYTHONWARNINGS": _quiet_warnings()}
     sandbox.start_scenario()
     receiver, warehouse = start_shipping(sandbox, f"sqlite:///{work / 'ledger.sqlite'}", seed=seed,
-                                         delay_seconds=DEMO_WAREHOUSE_DELAY)
+                                         delay_seconds=DEMO_WAREHOUSE_DELAY, dagster_graphql_url=graphql_url)
     sandbox.servers["webhooks"] = receiver
+    log_path = work / "dagster.log"
     # Run from the work directory: the production dagster.yaml at the project root is not the demo's instance.
+    # The services log warnings only (not every sensor tick); runs log INFO (python_log_level in the instance).
     dagster = subprocess.Popen(
         [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
-         "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=work, start_new_session=True,
+         "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port), "--log-level", "warning"],
+        env=env, cwd=work, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        errors="replace",
     )
+    console = _DagsterConsole(dagster.stdout, log_path)
+    running_demo.record(work, config_path, port)
     _print_urls(sandbox, {"dagster UI": f"http://127.0.0.1:{port}", "config": str(config_path)})
+    threading.Thread(target=_announce_ui, args=(port, stop, log_path), name="announce-ui", daemon=True).start()
     try:
         _wait(stop, dagster)
         if dagster.poll() is not None:
-            print(f"dagster dev exited with {dagster.returncode}", file=sys.stderr)
+            console.join(5)
+            print(f"dagster dev exited with {dagster.returncode} (its log: {log_path})", file=sys.stderr)
             return dagster.returncode or 1
+        print("stopping the demo…")
+        sys.stdout.flush()
+        _let_runs_finish(dagster_home, signals.hurry)
         return 0
     finally:
+        console.muted.set()
+        stopped_at = time.time()
         _stop_process_group(dagster)
         warehouse.stop()
         sandbox.stop()
+        running_demo.clear(work)
+        _tidy_runs(dagster_home, stopped_at)
+        print(f"demo stopped; its config, ledger, datasets and Dagster instance stay in {work}")
         if duration is not None:
             _print_summary(config_path, dagster_home, time.monotonic() - started)
+        sys.stdout.flush()
+
+
+# Warnings every process of dagster dev prints again each time it loads the definitions (each run does): for the
+# code's developers, not for the demo's console. Message prefixes, as PYTHONWARNINGS matches them.
+DEMO_SILENCED_WARNINGS = (
+    "Parameter `backfill_policy` of function `asset` is currently in beta",
+    "Asset job orders_sync materializes assets with varying BackfillPolicies",
+)
+
+
+def _quiet_warnings() -> str:
+    ours = [f"ignore:{message}" for message in DEMO_SILENCED_WARNINGS]
+    return ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *ours]))
+
+
+def _tidy_runs(dagster_home: Path, stopped_at: float) -> None:
+    try:
+        cancelled = _cancel_unfinished_runs(dagster_home, stopped_at)
+    except Exception as e:  # the demo stopped either way: say so, do not raise over it
+        print(f"could not mark the interrupted runs canceled: {e!r}", file=sys.stderr)
+        return
+    if cancelled:
+        print(f"{cancelled} run(s) cut short by the stop were marked CANCELED")
 
 
 def _print_summary(config_path: Path, dagster_home: Path, seconds: float) -> None:
     from mirakl_pipelines.demo_summary import summarize
 
     try:
-        print(summarize(load_settings(config_path), dagster_home, seconds))
+        with warnings.catch_warnings():  # the summary loads the definitions: the same warnings as dagster's processes
+            for message in DEMO_SILENCED_WARNINGS:
+                warnings.filterwarnings("ignore", message=re.escape(message))
+            print(summarize(load_settings(config_path), dagster_home, seconds))
     except Exception as e:  # the demo itself ran: a summary that cannot be read is reported, not raised
         print(f"demo summary unavailable: {e!r}", file=sys.stderr)
     sys.stdout.flush()

@@ -17,9 +17,9 @@ def summarize(settings: Settings, dagster_home: Path | None, seconds: float) -> 
     totals = _run_totals(dagster_home) if dagster_home is not None else {}
     with Ledger.connect(settings.ledger_url()) as ledger, ledger.engine.connect() as conn:
         for m in settings.marketplaces:
-            lines += [f"  {m.name} ({m.code}):"] + [f"    {text}" for text in _flows(conn, m.code, totals.get(m.code, {}))]
+            lines += [f"  {m.name} ({m.code}):"] + [f"    {text}" for text in _flows(conn, m.code, totals.get(m.code, Counter()))]
     if dagster_home is not None:
-        lines += ["  asset checks (latest evaluation per partition):"] + [f"    {text}" for text in _checks(settings, dagster_home)]
+        lines += ["  asset checks (latest evaluation, every marketplace):"] + [f"    {text}" for text in _checks(settings, dagster_home)]
     lines += ["  datasets:"] + [f"    {text}" for text in _datasets(settings.resolve_path(settings.warehouse_path))]
     return "\n".join(lines)
 
@@ -75,6 +75,7 @@ def _flows(conn: sa.Connection, code: str, runs: Counter) -> list[str]:
 
 
 def _checks(settings: Settings, dagster_home: Path) -> list[str]:
+    """Each check's latest evaluation: one answer for every marketplace at once (see defs/orders/checks.py)."""
     from dagster import DagsterInstance
 
     from mirakl_pipelines.definitions import build_definitions
@@ -82,19 +83,18 @@ def _checks(settings: Settings, dagster_home: Path) -> list[str]:
     keys = sorted(build_definitions(settings).resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
     rows = []
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        partitions: dict[str, str] = {}  # run id -> its partition (the check records do not carry it)
-
-        def partition(run_id: str) -> str:
-            if run_id not in partitions:
-                run = instance.get_run_by_id(run_id)
-                partitions[run_id] = (run.tags.get("dagster/partition") if run else None) or "?"
-            return partitions[run_id]
-
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
         for key in keys:
-            latest: dict[str, str] = {}
-            for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
-                latest.setdefault(partition(record.run_id), record.status.value)  # newest first
-            text = ", ".join(f"{p.split('|')[-1]} {status}" for p, status in sorted(latest.items())) or "not evaluated"
+            record = latest.get(key)
+            text = "not evaluated"
+            if record is not None:
+                evaluation = record.event.dagster_event.event_specific_data if record.event else None
+                text = record.status.value
+                if evaluation is not None:
+                    text = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
+                    counts = evaluation.metadata.get("by_marketplace")
+                    if counts is not None and not evaluation.passed:
+                        text += ": " + ", ".join(f"{code} {n}" for code, n in counts.value.items())
             rows.append(f"{key.asset_key.to_user_string()}:{key.name}: {text}")
     return rows
 

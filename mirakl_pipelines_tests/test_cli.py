@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mirakl_pipelines import running_demo
 from mirakl_pipelines.cli import main
 from mirakl_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, PROJECT_ROOT
 from mirakl_pipelines.ledger import Ledger
@@ -21,10 +22,11 @@ NOW = datetime(2026, 3, 14, 9, 30, tzinfo=timezone.utc)
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_config(monkeypatch):
-    """The developer's own config or ledger variables must not leak into these tests."""
+def _no_ambient_config(monkeypatch, tmp_path):
+    """The developer's own config or ledger variables, or a demo they are running, must not leak into these tests."""
     monkeypatch.delenv(CONFIG_ENV_VAR, raising=False)
     monkeypatch.delenv(LEDGER_ENV, raising=False)
+    monkeypatch.setattr(running_demo, "default_workdirs", lambda: [tmp_path / "project" / ".demo"])
 
 
 def write_config(tmp_path: Path, **overrides) -> Path:
@@ -58,7 +60,7 @@ def test_check_config_accepts_the_shipped_file(capsys):
     assert main(["check-config"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == f"ok: {len(SHIPPED_CODES)} marketplace(s): {', '.join(SHIPPED_CODES)}"
-    assert err == ""
+    assert err.strip() == f"configuration: {DEFAULT_CONFIG_PATH} (default)"
 
 
 def test_check_config_rejects_a_bad_file_naming_the_field(tmp_path, capsys):
@@ -188,10 +190,82 @@ def test_exceptions_reads_the_ledger_named_by_the_environment(tmp_path, ledger_f
     assert capsys.readouterr().out.strip().splitlines()[-1] == "2 open exception(s)"
 
 
-def test_exceptions_on_an_empty_ledger(tmp_path, capsys):
-    config = write_config(tmp_path, ledger_default_url=f"sqlite:///{tmp_path / 'empty.sqlite'}")
+def test_exceptions_without_a_ledger_says_so_and_creates_none(tmp_path, capsys):
+    ledger = tmp_path / "nowhere" / "ledger.sqlite"
+    config = write_config(tmp_path, ledger_default_url=f"sqlite:///{ledger}")
     assert main(["exceptions", "--config", str(config), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    out, err = capsys.readouterr()
+    assert json.loads(out) == []
+    assert f"no ledger at {ledger}: nothing has been synced with this configuration yet" in err
+    assert not ledger.parent.exists()  # reading never creates a ledger, nor its directory
+    assert main(["exceptions", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == "0 open exception(s)"
+    assert not ledger.parent.exists()
+
+
+def test_exceptions_on_a_database_that_is_not_a_ledger_exits_1_and_leaves_it_alone(tmp_path, capsys):
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("create table notes (text varchar)")
+    config = write_config(tmp_path, ledger_default_url=f"sqlite:///{path}")
+    assert main(["exceptions", "--config", str(config)]) == 1
+    assert f"cannot read the ledger at sqlite:///{path}: no such table: exception_queue" in capsys.readouterr().err
+    with sqlite3.connect(path) as db:
+        assert [name for (name,) in db.execute("select name from sqlite_master where type = 'table'")] == ["notes"]
+
+
+# ---- which configuration a command reads ----------------------------------------------------------------
+
+
+def _demo_running_in(workdir: Path, config: Path, pid: int) -> None:
+    """What a running demo leaves in its work directory (running_demo.record, for another pid)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / running_demo.RECORD_NAME).write_text(json.dumps({"pid": pid, "port": 3000, "config": str(config)}))
+
+
+def test_exceptions_reads_the_running_demos_configuration(tmp_path, config_with_ledger, capsys):
+    demo = tmp_path / "project" / ".demo"
+    _demo_running_in(demo, config_with_ledger, os.getpid())
+    assert main(["exceptions"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "2 open exception(s)"
+    assert f"configuration: {config_with_ledger} (the running demo's, pid {os.getpid()})" in err
+
+
+def test_a_stopped_demos_record_is_ignored_and_its_configuration_named(tmp_path, config_with_ledger, capsys, monkeypatch):
+    demo = tmp_path / "project" / ".demo"
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _demo_running_in(demo, config_with_ledger, int(finished.stdout))
+    (demo / "marketplaces.yaml").write_text(config_with_ledger.read_text())
+    absent = tmp_path / "data" / "ledger.sqlite"
+    monkeypatch.setenv(LEDGER_ENV, f"sqlite:///{absent}")  # the default file's ledger, not there yet
+    assert main(["exceptions"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "0 open exception(s)"
+    assert f"configuration: {DEFAULT_CONFIG_PATH} (default)" in err
+    assert f"the demo's configuration is {demo / 'marketplaces.yaml'}: pass it with --config" in err
+    assert not absent.parent.exists()
+
+
+def test_the_environment_variable_wins_over_a_running_demo(tmp_path, config_with_ledger, capsys, monkeypatch):
+    _demo_running_in(tmp_path / "project" / ".demo", config_with_ledger, os.getpid())
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(DEFAULT_CONFIG_PATH))
+    assert main(["check-config"]) == 0
+    assert f"configuration: {DEFAULT_CONFIG_PATH} (${CONFIG_ENV_VAR})" in capsys.readouterr().err
+
+
+def test_installed_command_finds_the_demo_running_from_its_directory(tmp_path, config_with_ledger):
+    """As a user types it from the directory they started `make demo` in, with no option."""
+    _demo_running_in(tmp_path / ".demo", config_with_ledger, os.getpid())
+    script = Path(sys.executable).with_name("mirakl-pipelines")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mirakl_pipelines.cli"]
+    result = subprocess.run([*command, "exceptions", "--json"], capture_output=True, text=True, timeout=60,
+                            env=_clean_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [r["record"] for r in json.loads(result.stdout)] == ["DEC-100001-A", "LER-100002-A"]
+    assert "(the running demo's, pid" in result.stderr
 
 
 def test_installed_command_lists_exceptions_as_json(config_with_ledger):

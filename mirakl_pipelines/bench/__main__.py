@@ -1,6 +1,6 @@
 """`python -m mirakl_pipelines.bench`: every benchmark at its real size, a table, and BENCHMARKS.md.
 
-    python -m mirakl_pipelines.bench [--only import refresh latency memory shipping webhooks]
+    python -m mirakl_pipelines.bench [--only import refresh latency latency_failures memory memory_large shipping webhooks]
                                      [--output BENCHMARKS.md] [--latency-seconds 420] [--shipping-seconds 300]
                                      [--webhook-deliveries 5000] [--no-write]
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from mirakl_pipelines.bench.harness import BenchError
-from mirakl_pipelines.bench.latency import bench_latency
+from mirakl_pipelines.bench.latency import bench_latency, bench_latency_through_failures
 from mirakl_pipelines.bench.memory import bench_memory
 from mirakl_pipelines.bench.refresh import bench_refresh
 from mirakl_pipelines.bench.report import BenchResult, Figure, machine_info, render_table, write_markdown
@@ -25,7 +25,7 @@ from mirakl_pipelines.bench.throughput import bench_import
 from mirakl_pipelines.bench.webhook_throughput import bench_webhooks
 from mirakl_pipelines.config import PROJECT_ROOT
 
-BENCHMARKS = ("import", "refresh", "latency", "memory", "shipping", "webhooks")
+BENCHMARKS = ("import", "refresh", "latency", "latency_failures", "memory", "memory_large", "shipping", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day-orders", type=int, default=2000, help="orders already in the day for the refresh benchmark")
     parser.add_argument("--latency-seconds", type=float, default=420.0)
     parser.add_argument("--memory-orders", type=int, default=10_000)
+    parser.add_argument("--memory-large-orders", type=int, default=50_000, help="the day size memory must not grow with")
     parser.add_argument("--shipping-seconds", type=float, default=300.0)
     parser.add_argument("--webhook-deliveries", type=int, default=5_000)
     args = parser.parse_args(argv)
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         "import": lambda d: bench_import(d, orders=args.import_orders),
         "refresh": lambda d: bench_refresh(d, day_orders=args.day_orders),
         "latency": lambda d: bench_latency(d, duration_s=args.latency_seconds),
+        "latency_failures": lambda d: bench_latency_through_failures(d, duration_s=args.latency_seconds + 180),
         "memory": lambda d: bench_memory(d, orders=args.memory_orders),
+        "memory_large": lambda d: bench_memory(d, orders=args.memory_large_orders),
         "shipping": lambda d: bench_shipping(d, duration_s=args.shipping_seconds),
         "webhooks": lambda d: bench_webhooks(d, deliveries=args.webhook_deliveries),
     }

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import httpx
 import yaml
@@ -158,7 +159,8 @@ def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay
 
 
 @contextmanager
-def dagster_dev(sandbox: SandboxProcess, config_path: Path, workdir: Path) -> Iterator[subprocess.Popen]:
+def dagster_dev(sandbox: SandboxProcess, config_path: Path, workdir: Path,
+                port: Optional[int] = None) -> Iterator[subprocess.Popen]:
     """`dagster dev` (webserver + daemon, schedules and sensors running) on a SQLite instance in `workdir`, as
     `mirakl-pipelines demo` starts it (from the work directory, real Mirakl limits); stopped with its group at the end."""
     home = workdir / "dagster_home"
@@ -167,7 +169,7 @@ def dagster_dev(sandbox: SandboxProcess, config_path: Path, workdir: Path) -> It
     log = open(workdir / "dagster.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
-         "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(free_port())],
+         "-m", "mirakl_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port or free_port())],
         env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -183,6 +185,15 @@ def run_records(dagster_home: Path) -> list:
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         return list(instance.get_run_records())
+
+
+def run_events(dagster_home: Path, run_ids: list[str]) -> dict[str, list[tuple[str, str, float]]]:
+    """Each run's event log as (DagsterEventType name, message, epoch seconds), oldest first (loads Dagster)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return {run_id: [(e.dagster_event_type.name if e.dagster_event_type else "", e.message or "", e.timestamp)
+                         for e in instance.all_logs(run_id)] for run_id in run_ids}
 
 
 @dataclass(frozen=True)
@@ -215,21 +226,40 @@ class DemoRun:
     mirakl_stats: dict[str, dict]
     webhook_stats: Optional[dict]
     records: list
+    disruptions: Optional[dict] = None  # what a `disrupt` callback of run_demo_setup did, as it reported it
 
     def mirakl_calls(self) -> str:
         return "; ".join(f"{c} {s['calls']} (429: {s['rejected_429']})" for c, s in self.mirakl_stats.items())
 
 
 def run_demo_setup(workdir: Path, duration_s: float, *, debit_delay_s: float, orders_per_minute: float,
-                   shipping: Optional[dict] = None) -> DemoRun:
+                   shipping: Optional[dict] = None, disrupt: Optional[Callable] = None,
+                   receiver_launches: bool = True) -> DemoRun:
     """The demo set-up for `duration_s` (sandbox + scenario with Mirakl's real limits, one-minute refreshes,
-    `dagster dev` with schedules and sensors; with `shipping`, the receiver and the warehouse too), then its state."""
+    `dagster dev` with schedules and sensors; with `shipping`, the receiver and the warehouse too), then its state.
+
+    `disrupt(sandbox, config_path, dagster_process, stop_event) -> dict` runs in a thread meanwhile (faults, kills,
+    other callers) until `stop_event` is set; what it returns is kept in `DemoRun.disruptions`.
+    With `shipping` and `receiver_launches`, the receiver starts each fulfilment's push run through the webserver's
+    GraphQL endpoint, as the demo's does (the port is chosen first: the receiver starts before `dagster dev`).
+    """
+    port = free_port()
+    graphql_url = f"http://127.0.0.1:{port}/graphql" if shipping is not None and receiver_launches else None
+    if graphql_url:
+        shipping = {**shipping, "dagster_graphql_url": graphql_url}
     with sandbox_process(workdir, rate_limit_scale=1.0, debit_delay=debit_delay_s, cron="* * * * *",
                          scenario_orders_per_minute=orders_per_minute, shipping=shipping) as sandbox:
-        config = write_config(sandbox, workdir)
-        with dagster_dev(sandbox, config, workdir) as dagster:
+        config = write_config(sandbox, workdir, dagster_graphql_url=graphql_url)
+        with dagster_dev(sandbox, config, workdir, port=port) as dagster:
             start = datetime.now(timezone.utc)
-            wait_alive(dagster, duration_s, workdir / "dagster.log")
+            with ThreadPoolExecutor(1) as pool:
+                stop = threading.Event()
+                disrupted = pool.submit(disrupt, sandbox, config, dagster, stop) if disrupt else None
+                try:
+                    wait_alive(dagster, duration_s, workdir / "dagster.log")
+                finally:
+                    stop.set()
+                disruptions = disrupted.result() if disrupted else None
             end = datetime.now(timezone.utc)
             observed = dict(
                 shop_orders=sandbox.shop_orders(),
@@ -237,7 +267,7 @@ def run_demo_setup(workdir: Path, duration_s: float, *, debit_delay_s: float, or
                 mirakl_stats={code: sandbox.marketplace_stats(code) for code in MARKETPLACES},
                 webhook_stats=sandbox.shop_webhooks()["stats"] if shipping else None,
             )
-    return DemoRun(start, end, records=run_records(workdir / "dagster_home"), **observed)
+    return DemoRun(start, end, records=run_records(workdir / "dagster_home"), disruptions=disruptions, **observed)
 
 
 def wait_alive(process: subprocess.Popen, seconds: float, log_path: Path, what: str = "dagster dev") -> None:
@@ -258,10 +288,15 @@ def inbox_entries(ledger_url: str, topics: Optional[list[str]] = None) -> list:
     return entries
 
 
-def write_config(sandbox: SandboxProcess, workdir: Path) -> Path:
-    """The pipelines' configuration for this sandbox (the one the sandbox wrote), as a file."""
+def write_config(sandbox: SandboxProcess, workdir: Path, dagster_graphql_url: Optional[str] = None) -> Path:
+    """The pipelines' configuration for this sandbox (the one the sandbox wrote), as a file; with
+    `dagster_graphql_url`, the one the receiver launches push runs through (the sensor then leaves fresh deliveries
+    to it)."""
     path = workdir / "marketplaces.yaml"
-    path.write_text(yaml.safe_dump(sandbox.info["settings"], sort_keys=False))
+    settings = sandbox.info["settings"]
+    if dagster_graphql_url:
+        settings = {**settings, "webhooks": {"dagster_graphql_url": dagster_graphql_url}}
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path
 
 

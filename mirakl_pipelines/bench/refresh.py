@@ -34,7 +34,7 @@ def bench_refresh(workdir: Path, small_orders: int = 5, day_orders: int = 2000, 
         recent = spread(small_orders, max(day_start, now - timedelta(minutes=30)), now - timedelta(seconds=5))
         sandbox.place_orders(SMALL, order_specs("REF", small_orders, "SHIPPING", recent))
         sandbox.place_orders(FULL, order_specs("DAY", day_orders, "SHIPPED", spread(day_orders, day_start, now - timedelta(minutes=1))))
-        lookback = timedelta(minutes=sandbox.info["settings"]["marketplaces"][0]["schedule"]["lookback_minutes"])
+        overlap = timedelta(minutes=sandbox.info["settings"]["marketplaces"][0]["schedule"].get("overlap_minutes", 2))
         today = now.date().isoformat()
         runs = [{"label": f"{code} first", "marketplace": code, "day": today} for code in (SMALL, FULL)]
         runs += [{"label": f"{code} refresh {i}", "marketplace": code, "day": today}
@@ -58,9 +58,8 @@ def bench_refresh(workdir: Path, small_orders: int = 5, day_orders: int = 2000, 
         overhead = _median(refreshes, lambda r: r["wall_seconds"] - r["step_seconds_total"])
         fetched = _median(refreshes, lambda r: r["metadata"]["mirakl_orders"]["fetched"])
         bench = f"4 refresh, day of {what}"
-        calls_figure = Figure(bench, "OR11 requests (mirakl_calls)", calls, "", precision=0)
-        if code == SMALL:
-            calls_figure.target, calls_figure.passed = "1", calls == 1
+        # The window since the last refresh holds a few minutes of orders: one page, however full the day.
+        calls_figure = Figure(bench, "OR11 requests (mirakl_calls)", calls, "", "1", calls == 1, precision=0)
         figures += [
             calls_figure,
             Figure(bench, "time inside the run (both steps)", steps, "s", f"< {STEP_TARGET_SECONDS:g} s",
@@ -70,8 +69,9 @@ def bench_refresh(workdir: Path, small_orders: int = 5, day_orders: int = 2000, 
         step_detail = "; ".join(
             f"{r['label']}: " + ", ".join(f"{k} {v:.3f} s" for k, v in r["steps"].items()) + f", wall {r['wall_seconds']:.2f} s"
             for r in refreshes)
-        notes.append(f"day of {what} on {code}: the refresh re-fetches the look-back window ({lookback} before the last "
-                     f"window end), {fetched:.0f} orders, as `mirakl_calls` = {calls:.0f} OR11 request(s) "
+        notes.append(f"day of {what} on {code}: the refresh fetches the window since the last one (minus the {overlap} "
+                     f"overlap, and Mirakl's own start-date slack), {fetched:.0f} orders, appends nothing when nothing "
+                     f"changed, as `mirakl_calls` = {calls:.0f} OR11 request(s) "
                      f"(100 orders a page; only the first page counts against Mirakl's once-a-minute limit). {step_detail}.")
     first_full = by_label[f"{FULL} first"]
     notes.append(f"the full day's {day_orders:,} orders are SHIPPED (observed and recorded in the ledger, not imported) "

@@ -110,11 +110,26 @@ Shopify's cost bucket is never compressed. What is not measured: real network la
 marketplaces importing into one store at once (they share one bucket).
 
 The shipping latency figure also runs the demo set-up, with its Shopify side: the webhook receiver subscribed
-to the sandbox store and the warehouse fulfilling each imported order a few seconds after import (one parcel,
-a mapped carrier). A sample is one fulfilment created in the measured window, from its Shopify `createdAt` to
-its Mirakl order's `shipped_date`, so it includes the store's webhook delivery, the `fulfilment_inbox`
-sensor's tick (every 5 s), the run's queue and process start, and OR23 + OR24; a fulfilment not shipped at
-the end counts as later than every sample. Real Mirakl limits, as in the latency benchmark.
+to the sandbox store (and launching push runs through the Dagster webserver's GraphQL API, as the demo does) and
+the warehouse fulfilling each imported order a few seconds after import (one parcel, a mapped carrier). A sample
+is one fulfilment created in the measured window, from its Shopify `createdAt` to its Mirakl order's
+`shipped_date`; a fulfilment not shipped at the end counts as later than every sample. Real Mirakl limits, as in
+the latency benchmark. "Where the time goes" cuts each shipped sample's latency at the moments the store, the
+ledger, the Dagster instance and Mirakl recorded, so the stages of a sample add up to its latency: `webhook`
+(createdAt → stored in the inbox, plus up to 1 s because `createdAt` is truncated to the second), `request`
+(stored → the run created: for a run the receiver launched, its GraphQL `launchRun`; for a run the
+`fulfilment_inbox` sensor requested, the wait for its tick, 0–5 s), `submit` (→ RUN_ENQUEUED), `queue` (→
+RUN_STARTING; the queue is polled every second), `process` (→ "Started process for run": a new Python process,
+Dagster imported, the instance opened), `code` (→ RUN_START: the code location imported), `step` (→ the push
+run takes the inbox), `OR23` (→ the ledger records the tracking, after the orders before it in the same run;
+ST01 on a marketplace with multiple shipments) and `OR24` (→ Mirakl's `shipped_date`). Each stage shows p50 /
+p95 / max over the samples; stage p95s do not add up to the total's. `process` and `code` are CPU-bound: they
+grow with the machine's load, which the notes give.
+
+The latency-through-failures figure runs the latency set-up while the benchmark disrupts it in turn: a run
+worker killed (kill -9) mid-run, or another caller taking a marketplace's OR11 slot with a real call (at
+background or live priority). Each lost OR11 slot delays the orders paid in that minute by one interval, so
+the figure depends on how often failures happen; the notes give the disruptions.
 
 The webhook throughput figures start the receiver as an operator does (`mirakl-pipelines webhooks`, one
 uvicorn process, a SQLite ledger) and send it signed deliveries from a separate process, a fixed number in

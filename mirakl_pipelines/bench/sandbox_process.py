@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse-delay", type=float, default=30.0, help="seconds before the warehouse fulfils an order")
     parser.add_argument("--partial-share", type=float, default=0.1, help="share of orders the warehouse ships in two parcels")
     parser.add_argument("--unknown-carrier-share", type=float, default=0.05, help="share of orders sent with an unmapped carrier")
+    parser.add_argument("--dagster-graphql-url", default=None,
+                        help="the receiver starts each fulfilment's push run through this GraphQL endpoint")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             receiver, warehouse = start_shipping(
                 sandbox, f"sqlite:///{Path(args.workdir) / 'ledger.sqlite'}", seed=args.seed,
                 delay_seconds=args.warehouse_delay, partial_share=args.partial_share,
-                unknown_carrier_share=args.unknown_carrier_share)
+                unknown_carrier_share=args.unknown_carrier_share, dagster_graphql_url=args.dagster_graphql_url)
         if args.scenario_orders_per_minute > 0:
             sandbox.start_scenario()
         info = {

@@ -12,6 +12,7 @@ import dagster as dg
 
 from mirakl_pipelines.config import Settings, cached_settings
 from mirakl_pipelines.ledger import Ledger
+from mirakl_pipelines.mirakl.budget import BACKGROUND, LIVE, BackgroundBudget, InMemoryBudget
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.shopify.client import ShopifyClient
 
@@ -53,9 +54,17 @@ class MiraklResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
 
     @contextmanager
-    def client(self, settings: Settings, code: str, budget=None, max_wait: float = 120.0) -> Iterator[MiraklClient]:
-        """A client for marketplace `code`; `max_wait` (API seconds) is how long a call may wait for its budget slot."""
+    def client(self, settings: Settings, code: str, budget=None, max_wait: float = 120.0,
+               priority: str = LIVE) -> Iterator[MiraklClient]:
+        """A client for marketplace `code`; `max_wait` (API seconds) is how long a call may wait for its budget slot.
+
+        `priority` BACKGROUND (backfills, close-outs) books the budget's slots behind live refreshes (mirakl.budget).
+        """
         marketplace = settings.marketplace(code)
+        if priority == BACKGROUND:
+            budget = BackgroundBudget(budget if budget is not None else InMemoryBudget())
+        elif priority != LIVE:
+            raise ValueError(f"unknown Mirakl call priority {priority!r}; expected {LIVE!r} or {BACKGROUND!r}")
         if not self.api_keys.get(code):
             raise dg.Failure(f"no Mirakl API key for marketplace {code!r}: set the environment variable {marketplace.api_key_env}")
         client = MiraklClient(

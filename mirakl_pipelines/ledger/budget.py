@@ -1,17 +1,31 @@
-"""A call budget shared by every process using the ledger (the mirakl.budget.CallBudget protocol).
+"""A call budget shared by every process using the ledger (the mirakl.budget.CallBudget protocol), and the
+live refreshes it owes.
 
-``reserve`` books the caller's slot atomically in one upsert, so two runs polling the same
-marketplace space their calls ``min_interval`` apart instead of both calling at once. Slots are
-wall-clock epoch seconds because several processes (and machines) share them.
+``book`` applies ``mirakl.budget.book_slot`` (live and background classes) to the key's row under a row
+lock (PostgreSQL ``FOR UPDATE``; SQLite's write lock from BEGIN IMMEDIATE), so two runs polling the same
+marketplace space their calls ``min_interval`` apart instead of both calling at once. Slots are wall-clock
+epoch seconds because several processes (and machines) share them.
+
+A refresh that could not get its slot (or whose run failed) is recorded as owed (``owe_refresh``): one row
+per flow and marketplace, settled by any successful fetch (a watermark) ending after it was owed.
 """
 
 import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
 from mirakl_pipelines.ledger.base import LedgerBase, require_text
 from mirakl_pipelines.ledger.errors import InvalidLedgerInput
 from mirakl_pipelines.ledger.tables import call_budget as b
+from mirakl_pipelines.ledger.tables import refresh_debts as d
+from mirakl_pipelines.ledger.tables import sync_watermarks as w
+from mirakl_pipelines.ledger.timestamps import require_aware
+from mirakl_pipelines.mirakl.budget import LIVE, Booking, SlotState, book_slot
+
+# Placeholder slot of a new key's row: long enough ago that the first call never waits.
+_NEVER = -1e18
 
 
 def _non_negative(value, name: str, key: str, *, allow_inf: bool) -> float:
@@ -21,26 +35,100 @@ def _non_negative(value, name: str, key: str, *, allow_inf: bool) -> float:
     return float(value)
 
 
-class CallBudgetSlots(LedgerBase):
-    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
-        """Book the next slot, max(now, last slot + min_interval); return the seconds to wait for it.
+@dataclass(frozen=True)
+class RefreshDebt:
+    flow: str
+    marketplace: str
+    day: date
+    owed_since: datetime
+    owed_at: datetime
+    slot_opens_at: datetime
+    reason: str
+    times: int
+    settled: bool  # a fetch ending after `owed_at` succeeded since
 
-        When that wait would exceed ``max_wait`` nothing is booked (the caller will not call) and
-        the wait is returned all the same, so refused attempts never push later slots back.
-        """
+
+class CallBudgetSlots(LedgerBase):
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
+        """Apply ``book_slot`` to `key` atomically across processes; see mirakl.budget for the two classes."""
         require_text(key, "key", "call budget")
         interval = _non_negative(min_interval, "min_interval", key, allow_inf=False)
         max_wait = _non_negative(max_wait, "max_wait", key, allow_inf=True)
-        now = float(self._clock())
-        next_slot = self._greatest(sa.literal(now, sa.Double), b.c.last_slot + sa.literal(interval, sa.Double))
-        within = None if math.isinf(max_wait) else next_slot <= sa.literal(now + max_wait, sa.Double)
-        stmt = self._upsert(b).values(key=key, last_slot=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[b.c.key], set_={"last_slot": next_slot}, where=within
-        ).returning(b.c.last_slot)
+        placeholder = self._upsert(b).values(key=key, last_slot=_NEVER).on_conflict_do_nothing(index_elements=[b.c.key])
         with self._write() as conn:
-            slot = conn.execute(stmt).scalar_one_or_none()
-            if slot is None:  # the wait exceeds max_wait: report it, book nothing
-                last = conn.execute(sa.select(b.c.last_slot).where(b.c.key == key)).scalar_one()
-                return max(now, last + interval) - now
-        return max(0.0, slot - now)
+            conn.execute(placeholder)
+            row = conn.execute(
+                sa.select(b.c.last_slot, b.c.last_priority, b.c.live_hold_until).where(b.c.key == key).with_for_update()
+            ).one()
+            now = float(self._clock())  # read under the lock: a booking computed before it could land early
+            state = SlotState(None if row.last_slot <= _NEVER else row.last_slot, row.last_priority or LIVE,
+                              row.live_hold_until)
+            booking = book_slot(state, now, interval, max_wait, priority)
+            if booking.state != state:
+                new = booking.state
+                conn.execute(sa.update(b).where(b.c.key == key).values(
+                    last_slot=_NEVER if new.last_slot is None else new.last_slot,
+                    last_priority=new.last_priority, live_hold_until=new.live_hold_until))
+        return booking
+
+    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
+        """Book the next slot at live priority, max(now, last slot + min_interval); return the seconds to wait for it.
+
+        When that wait would exceed ``max_wait`` nothing is booked (the caller will not call) and the wait is
+        returned all the same, so refused attempts never push later slots back (they hold the slot against
+        background callers, see ``book_slot``).
+        """
+        return self.book(key, min_interval, max_wait).wait
+
+    def next_slot(self, key: str, min_interval: float) -> float:
+        """When a live caller could call next (epoch seconds; now when the slot is free), booking nothing."""
+        require_text(key, "key", "call budget")
+        with self._read() as conn:
+            last = conn.execute(sa.select(b.c.last_slot).where(b.c.key == key)).scalar_one_or_none()
+        now = float(self._clock())
+        return now if last is None else max(now, last + _non_negative(min_interval, "min_interval", key, allow_inf=False))
+
+    # ---- refreshes owed ------------------------------------------------------------------------------
+
+    def owe_refresh(self, flow: str, marketplace: str, day: date, slot_opens_at: datetime, reason: str) -> datetime:
+        """Record that a live refresh of `marketplace` is owed from `slot_opens_at` on; return when it was owed.
+
+        One row per flow and marketplace: owing again moves it to the latest skip (day, slot, reason), keeping
+        `owed_since` while the previous debt is unsettled.
+        """
+        record = f"refresh owed {flow}/{marketplace}"
+        require_text(flow, "flow", record)
+        require_text(marketplace, "marketplace", record)
+        require_text(reason, "reason", record)
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise InvalidLedgerInput(f"{record}: day must be a datetime.date, got {type(day).__name__} {day!r}")
+        slot_opens_at = require_aware(slot_opens_at, "slot_opens_at", record, optional=False)
+        now = datetime.fromtimestamp(float(self._clock()), timezone.utc)
+        values = dict(day=day, owed_at=now, slot_opens_at=slot_opens_at, reason=reason)
+        first = self._upsert(d).values(flow=flow, marketplace=marketplace, owed_since=now, times=1, **values)
+        with self._write() as conn:
+            # Two owers at once (a skip and the failure sensor): the insert does nothing for the second, which
+            # then updates under the row lock.
+            if conn.execute(first.on_conflict_do_nothing(index_elements=[d.c.flow, d.c.marketplace])).rowcount == 0:
+                previous = conn.execute(
+                    sa.select(d.c.owed_since, d.c.owed_at, d.c.times)
+                    .where(d.c.flow == flow, d.c.marketplace == marketplace).with_for_update()
+                ).one()
+                settled = self._settled(conn, flow, marketplace, previous.owed_at)
+                conn.execute(sa.update(d).where(d.c.flow == flow, d.c.marketplace == marketplace).values(
+                    owed_since=now if settled else previous.owed_since, times=1 if settled else previous.times + 1,
+                    **values))
+        return now
+
+    def refresh_debts(self, flow: str) -> list[RefreshDebt]:
+        """Every marketplace's latest refresh debt for `flow`, settled or not, by marketplace."""
+        settled = sa.exists().where(w.c.flow == d.c.flow, w.c.marketplace == d.c.marketplace,
+                                    w.c.window_end >= d.c.owed_at)
+        query = sa.select(*d.c, settled.label("settled")).where(d.c.flow == flow).order_by(d.c.marketplace)
+        with self._read() as conn:
+            return [RefreshDebt(**{**row._mapping, "settled": bool(row.settled)}) for row in conn.execute(query)]
+
+    @staticmethod
+    def _settled(conn: sa.Connection, flow: str, marketplace: str, owed_at: datetime) -> bool:
+        query = sa.select(sa.exists().where(w.c.flow == flow, w.c.marketplace == marketplace, w.c.window_end >= owed_at))
+        return bool(conn.execute(query).scalar())

@@ -40,7 +40,12 @@ class ExceptionQueue(LedgerBase):
         except (TypeError, ValueError) as exc:
             raise InvalidLedgerInput(f"{record}: details cannot be stored as JSON ({exc})") from exc
         now = require_aware(now, "now", record, optional=False)
+        with self._write() as conn:
+            return self._open_exception(conn, marketplace, kind, record_id, reason, details, now)
 
+    def _open_exception(self, conn: sa.Connection, marketplace: str, kind: str, record_id: str, reason: str,
+                        details: dict, now: datetime) -> ExceptionRecord:
+        """raise_exception's write, inside the caller's transaction (arguments already checked)."""
         stmt = self._upsert(q).values(
             marketplace=marketplace,
             kind=kind,
@@ -62,13 +67,12 @@ class ExceptionQueue(LedgerBase):
                 "last_seen_at": stmt.excluded.last_seen_at,
             },
         )
-        with self._write() as conn:
-            conn.execute(stmt)
-            row = conn.execute(
-                sa.select(q).where(
-                    q.c.marketplace == marketplace, q.c.kind == kind, q.c.record_id == record_id, OPEN_EXCEPTION_WHERE
-                )
-            ).mappings().one()
+        conn.execute(stmt)
+        row = conn.execute(
+            sa.select(q).where(
+                q.c.marketplace == marketplace, q.c.kind == kind, q.c.record_id == record_id, OPEN_EXCEPTION_WHERE
+            )
+        ).mappings().one()
         return ExceptionRecord.from_row(row)
 
     def resolve_exceptions(

@@ -5,9 +5,17 @@ A cursor is safe only if ids become visible in increasing order. SQLite has one 
 so that holds; on PostgreSQL two transactions could take ids 11 and 12 and commit 12 first, and a
 reader at that moment would move its cursor past 11 for good. Inserts therefore take a
 transaction-level advisory lock there: the insert is the whole transaction, so this costs little.
+
+A delivery that cannot be stored as parsed (not JSON, not an object, nested deeper than
+MAX_PAYLOAD_DEPTH, a NUL or a lone surrogate in a string, an id wider than its column) is
+quarantined instead: kept verbatim, marked processed, hidden from the readers, and raised in the
+exception queue in the same transaction. Readers never meet a row that would fail their flow, and
+one poison delivery never holds up the others.
 """
 
+import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Iterable
@@ -17,7 +25,7 @@ import sqlalchemy as sa
 from mirakl_pipelines.ledger.base import LedgerBase, require_text
 from mirakl_pipelines.ledger.errors import InvalidLedgerInput, LedgerError
 from mirakl_pipelines.ledger.records import InboxEntry, OrderLink
-from mirakl_pipelines.ledger.tables import INBOX_UNPROCESSED_WHERE
+from mirakl_pipelines.ledger.tables import INBOX_PARSED_WHERE, INBOX_UNPROCESSED_WHERE
 from mirakl_pipelines.ledger.tables import order_links as links
 from mirakl_pipelines.ledger.tables import webhook_inbox as i
 from mirakl_pipelines.ledger.timestamps import require_aware
@@ -26,6 +34,41 @@ from mirakl_pipelines.ledger.timestamps import require_aware
 _PG_INBOX_LOCK_ID = 0x4D494E42  # "MINB"
 _IN_CHUNK = 500
 _ORDER_GID_PREFIX = "gid://shopify/Order/"
+# Shopify's bodies are a handful of levels deep; far deeper is not a Shopify resource, and every reader
+# (json, the flows) would have to survive it.
+MAX_PAYLOAD_DEPTH = 64
+# Quarantined deliveries belong to no marketplace yet: their exceptions are filed under this name.
+QUARANTINE_MARKETPLACE = "shopify"
+QUARANTINE_KIND = "webhook_quarantined"
+QUARANTINED = "quarantined"  # the outcome of a quarantined row (it is marked processed when stored)
+# The widths of the inbox's text columns that hold header values: a longer value cannot be stored.
+HEADER_WIDTHS = {name: i.c[name].type.length
+                 for name in ("webhook_id", "topic", "shop_domain", "api_version", "event_id")}
+_ID_WIDTH = i.c.resource_id.type.length
+
+
+class UnstorablePayload(InvalidLedgerInput):
+    """A delivery's body cannot be stored as parsed; ``reason`` says why without quoting the body."""
+
+    def __init__(self, record: str, reason: str):
+        self.reason = reason
+        super().__init__(f"{record}: {reason}")
+
+
+@dataclass(frozen=True)
+class QuarantinedWebhook:
+    """A delivery kept verbatim because it could not be stored as parsed."""
+
+    id: int
+    webhook_id: str
+    topic: str
+    shop_domain: str
+    api_version: str
+    event_id: str | None
+    triggered_at: datetime | None
+    received_at: datetime
+    raw_body: bytes
+    reason: str
 
 
 def payload_ids(topic: str, payload: dict) -> tuple[str | None, str | None]:
@@ -53,18 +96,73 @@ def _id_text(value) -> str | None:
     return str(value)
 
 
+class _Unstorable(ValueError):
+    """Raised deep in payload_to_json; each enclosing level adds its key to ``path``."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str] = []
+
+
 def payload_to_json(value) -> str:
-    """JSON text of a parsed body, with Decimal written back as the number it was read from."""
+    """JSON text of a parsed body, with Decimal written back as the number it was read from.
+
+    ValueError, naming where, for what cannot be stored as parsed: nesting deeper than MAX_PAYLOAD_DEPTH,
+    a NUL character (PostgreSQL text cannot hold one) or a lone surrogate (not Unicode text) in a string.
+    """
+    try:
+        return _to_json(value, 0)
+    except _Unstorable as exc:
+        path = exc.path[::-1]
+        where = "".join(path) if len(path) <= 10 else "".join(path[:8]) + f"…({len(path) - 8} more levels)"
+        raise ValueError(f"{exc.problem} at ${where}") from None
+
+
+def _to_json(value, depth: int) -> str:
     # json.dumps cannot emit a Decimal as a number, and a float or a string would change the payload.
+    if isinstance(value, str):
+        _check_text(value)
+        return json.dumps(value)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{payload_to_json(v)}" for k, v in value.items()) + "}"
+        if depth >= MAX_PAYLOAD_DEPTH:
+            raise _Unstorable(f"nesting deeper than {MAX_PAYLOAD_DEPTH} levels")
+        parts = []
+        for k, v in value.items():
+            key = str(k)
+            try:
+                _check_text(key)
+                parts.append(f"{json.dumps(key)}:{_to_json(v, depth + 1)}")
+            except _Unstorable as exc:
+                exc.path.append(f"[{json.dumps(key[:40])}]")  # ASCII: NULs and surrogates come out escaped
+                raise
+        return "{" + ",".join(parts) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(payload_to_json(v) for v in value) + "]"
+        if depth >= MAX_PAYLOAD_DEPTH:
+            raise _Unstorable(f"nesting deeper than {MAX_PAYLOAD_DEPTH} levels")
+        parts = []
+        for n, v in enumerate(value):
+            try:
+                parts.append(_to_json(v, depth + 1))
+            except _Unstorable as exc:
+                exc.path.append(f"[{n}]")
+                raise
+        return "[" + ",".join(parts) + "]"
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not a JSON number")
         return str(value)
     return json.dumps(value, allow_nan=False)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise _Unstorable("a NUL character (\\u0000) in a string")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Unstorable("a lone surrogate (\\ud800-\\udfff) in a string") from None
 
 
 class WebhookInbox(LedgerBase):
@@ -89,13 +187,18 @@ class WebhookInbox(LedgerBase):
             require_text(event_id, "event_id", record)
         triggered_at = require_aware(triggered_at, "triggered_at", record)
         now = require_aware(now, "now", record, optional=False)
+        record = f"{record} ({topic})"
         if not isinstance(payload, dict):
-            raise InvalidLedgerInput(f"{record} ({topic}): payload must be a JSON object, got {type(payload).__name__}")
+            raise UnstorablePayload(record, f"payload must be a JSON object, got {type(payload).__name__}")
         try:
             body = payload_to_json(payload)
         except (TypeError, ValueError) as exc:
-            raise InvalidLedgerInput(f"{record} ({topic}): payload cannot be stored as JSON ({exc})") from exc
+            raise UnstorablePayload(record, f"payload cannot be stored as parsed: {exc}") from exc
         resource_id, shopify_order_id = payload_ids(topic, payload)
+        for name, value in (("resource id", resource_id), ("order id", shopify_order_id)):
+            if value is not None and len(value) > _ID_WIDTH:
+                raise UnstorablePayload(record,
+                                        f"the {name} is {len(value)} characters long; the inbox holds {_ID_WIDTH}")
 
         row = {
             "webhook_id": webhook_id,
@@ -109,10 +212,93 @@ class WebhookInbox(LedgerBase):
             "shopify_order_id": shopify_order_id,
             "payload": body,
         }
+        try:
+            return self._insert_inbox_row(row) is not None
+        except (sa.exc.DataError, sa.exc.IntegrityError, ValueError, UnicodeError) as exc:
+            # The checks above should leave nothing for the database to refuse; if it still does, it is the content.
+            raise UnstorablePayload(record, f"the ledger refused the payload ({type(exc).__name__})") from exc
+
+    def quarantine_webhook(
+        self,
+        *,
+        webhook_id: str,
+        topic: str,
+        shop_domain: str,
+        api_version: str,
+        event_id: str | None,
+        triggered_at: datetime | None,
+        raw_body: bytes,
+        reason: str,
+        now: datetime,
+    ) -> bool:
+        """Keep a delivery that cannot be stored as parsed verbatim, and raise it in the exception queue.
+
+        The row is marked processed (outcome "quarantined") and the readers skip it; the exception
+        (marketplace "shopify", kind "webhook_quarantined", record = the webhook id) is opened in the
+        same transaction. False when this webhook id is already stored (a redelivery).
+        """
+        record = f"webhook {webhook_id!r}"
+        for field, value in (("webhook_id", webhook_id), ("topic", topic), ("shop_domain", shop_domain),
+                             ("api_version", api_version), ("reason", reason)):
+            require_text(value, field, record)
+        if event_id is not None:
+            require_text(event_id, "event_id", record)
+        if not isinstance(raw_body, bytes):
+            raise InvalidLedgerInput(f"{record}: raw_body must be bytes, got {type(raw_body).__name__}")
+        triggered_at = require_aware(triggered_at, "triggered_at", record)
+        now = require_aware(now, "now", record, optional=False)
+        row = {
+            "webhook_id": webhook_id,
+            "topic": topic,
+            "shop_domain": shop_domain,
+            "api_version": api_version,
+            "event_id": event_id,
+            "triggered_at": triggered_at,
+            "received_at": now,
+            "resource_id": None,
+            "shopify_order_id": None,
+            "payload": "null",
+            "raw_body": raw_body,
+            "quarantine_reason": reason,
+            "processed_at": now,
+            "outcome": QUARANTINED,
+        }
+        details = {"webhook_id": webhook_id, "topic": topic, "shop_domain": shop_domain, "api_version": api_version,
+                   "event_id": event_id, "bytes": len(raw_body), "sha256": hashlib.sha256(raw_body).hexdigest()}
+
+        def open_exception(conn: sa.Connection, inbox_id: int) -> None:
+            self._open_exception(
+                conn, QUARANTINE_MARKETPLACE, QUARANTINE_KIND, webhook_id,
+                f"{topic} delivery from {shop_domain} kept verbatim as inbox #{inbox_id} and passed to no flow: "
+                f"{reason}", {**details, "inbox_id": inbox_id}, now)
+
+        return self._insert_inbox_row(row, then=open_exception) is not None
+
+    def quarantined_webhooks(self, *, after: int = 0, limit: int = 500) -> list[QuarantinedWebhook]:
+        """Quarantined deliveries with inbox id > ``after``, oldest first, with their raw bodies."""
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidLedgerInput(f"inbox cursor must be an int >= 0, got {after!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidLedgerInput(f"inbox limit must be an int >= 1, got {limit!r}")
+        query = sa.select(i).where(i.c.id > after, ~INBOX_PARSED_WHERE).order_by(i.c.id).limit(limit)
+        with self._read() as conn:
+            return [
+                QuarantinedWebhook(
+                    **{name: row[name] for name in QuarantinedWebhook.__dataclass_fields__ if name != "reason"},
+                    reason=row["quarantine_reason"],
+                )
+                for row in conn.execute(query).mappings()
+            ]
+
+    def _insert_inbox_row(self, row: dict, then=None) -> int | None:
+        """Insert unless the webhook id is stored; the new id (None for a redelivery), after ``then(conn, id)``."""
         with self._write() as conn:
             if self.backend == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_INBOX_LOCK_ID)))
-            return conn.execute(self._inbox_insert(), row).scalar_one_or_none() is not None
+            inbox_id = conn.execute(self._inbox_insert(), row).scalar_one_or_none()
+            if inbox_id is not None and then is not None:
+                then(conn, inbox_id)
+            return inbox_id
 
     def _inbox_insert(self):
         # Built once: the receiver calls this for every delivery, and building the statement costs more than running it.
@@ -123,13 +309,16 @@ class WebhookInbox(LedgerBase):
         return stmt
 
     def inbox_after(self, cursor: int, *, topics: Iterable[str] | None = None, limit: int = 500) -> list[InboxEntry]:
-        """Entries with id > ``cursor``, oldest first; the last one's id is the next cursor."""
+        """Entries with id > ``cursor``, oldest first; the last one's id is the next cursor. Skips quarantined rows."""
         if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
             raise InvalidLedgerInput(f"inbox cursor must be an int >= 0, got {cursor!r}")
-        return self._entries(sa.select(i).where(i.c.id > cursor), topics, limit)
+        return self._entries(sa.select(i).where(i.c.id > cursor, INBOX_PARSED_WHERE), topics, limit)
 
     def unprocessed(self, *, topics: Iterable[str] | None, limit: int = 500) -> list[InboxEntry]:
-        """Entries not yet marked processed, oldest first (a work queue that survives a lost cursor)."""
+        """Entries not yet marked processed, oldest first (a work queue that survives a lost cursor).
+
+        Quarantined rows are stored as processed, so they never enter the queue.
+        """
         return self._entries(sa.select(i).where(INBOX_UNPROCESSED_WHERE), topics, limit)
 
     def latest_inbox_id(self) -> int:

@@ -138,6 +138,25 @@ call_budget = sa.Table(
     metadata,
     sa.Column("key", sa.String(256), primary_key=True),
     sa.Column("last_slot", sa.Double, nullable=False),
+    # The last slot's class (mirakl.budget: live | background; NULL: live) and until when background callers leave
+    # the next slot to a refused live caller (NULL: none owed).
+    sa.Column("last_priority", sa.String(16)),
+    sa.Column("live_hold_until", sa.Double),
+)
+
+# A live refresh owed per flow and marketplace: one that skipped (its call slot was taken) or failed. The catch-up
+# sensor runs it once the slot opens; a successful fetch after `owed_at` (its watermark) settles it.
+refresh_debts = sa.Table(
+    "refresh_debts",
+    metadata,
+    sa.Column("flow", sa.String(64), primary_key=True),
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("owed_since", UtcDateTime, nullable=False),  # first time owed since the last settled debt
+    sa.Column("owed_at", UtcDateTime, nullable=False),  # latest time owed: identifies the debt (the catch-up run key)
+    sa.Column("slot_opens_at", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("times", sa.Integer, nullable=False),  # how often owed since `owed_since`
 )
 
 # Every Shopify webhook delivery received, once per X-Shopify-Webhook-Id. The id is the readers' cursor:
@@ -159,11 +178,15 @@ webhook_inbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("processed_at", UtcDateTime),
     sa.Column("outcome", sa.Text),
+    # A delivery that cannot be stored as parsed (inbox.py) is kept verbatim, with why; its payload is then 'null'.
+    sa.Column("raw_body", sa.LargeBinary),
+    sa.Column("quarantine_reason", sa.Text),
     sa.Index(None, "topic", "id"),
     sa.Index(None, "shopify_order_id"),
     sqlite_autoincrement=True,
 )
 INBOX_UNPROCESSED_WHERE = webhook_inbox.c.processed_at.is_(None)
+INBOX_PARSED_WHERE = webhook_inbox.c.quarantine_reason.is_(None)
 sa.Index(
     "ix_webhook_inbox_unprocessed",
     webhook_inbox.c.topic,

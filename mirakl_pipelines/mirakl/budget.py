@@ -6,12 +6,19 @@ shortest interval between two calls that respects every clause of the text (TL02
 per min, 60 times per hour" binds at 60/hour, hence one call a minute), and a CallBudget books
 slots per key (``"<marketplace>:<operation>"``) so that concurrent runs share one pace. The
 in-memory budget serves one process; the ledger provides a persistent one with the same protocol.
+
+Bookings have two classes (``book``): LIVE callers (the refreshes) book the next slot as always;
+BACKGROUND callers (backfills, close-outs) never hold a live caller back by more than one interval:
+they yield while a refused live caller is owed the next slot, and book ahead only right after a live
+booking (so at most one background slot ever sits between two live ones). The interval between two
+booked slots is absolute, whatever their class.
 """
 
 import math
 import threading
 import time
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -95,6 +102,56 @@ def min_interval(operation: str, persona: str = "default", scale: float = 1.0) -
     return limits.get(persona, limits["default"]) * scale
 
 
+LIVE = "live"
+BACKGROUND = "background"
+PRIORITIES = (LIVE, BACKGROUND)
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What a budget key remembers: its last booked slot, that slot's class, and until when background
+    callers leave the next slot to a live caller that was refused (None: no live caller owed)."""
+
+    last_slot: Optional[float] = None
+    last_priority: str = LIVE
+    live_hold_until: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Booking:
+    """The answer to one booking: the seconds to wait for the slot when `booked`, else the seconds until the
+    caller may try again (its slot would be that far, or a live caller is owed it); and the key's new state."""
+
+    wait: float
+    booked: bool
+    state: SlotState
+
+
+def book_slot(state: SlotState, now: float, interval: float, max_wait: float, priority: str = LIVE) -> Booking:
+    """Decide one booking (pure; the budgets store ``state`` and apply this under their lock).
+
+    LIVE: book max(now, last slot + interval) when within `max_wait`; when not, book nothing and hold that
+    slot (and one interval after it, to claim it) against background callers. A live booking releases the hold.
+    BACKGROUND: never while a hold runs; a future slot only right after a live booking; otherwise only a
+    slot free now. So a live caller arriving at t waits at most max(t, last live slot + interval) + interval − t.
+    """
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown call-budget priority {priority!r}; expected one of {PRIORITIES}")
+    next_slot = now if state.last_slot is None else max(now, state.last_slot + interval)
+    wait = next_slot - now
+    if priority == LIVE:
+        if wait <= max_wait:
+            return Booking(wait, True, SlotState(next_slot, LIVE, None))
+        hold = max(state.live_hold_until or -math.inf, next_slot + interval)
+        return Booking(wait, False, SlotState(state.last_slot, state.last_priority, hold))
+    hold = state.live_hold_until if state.live_hold_until is not None and state.live_hold_until > now else None
+    if hold is not None:
+        return Booking(max(wait, hold - now), False, state)
+    if wait > max_wait or (wait > 0 and state.last_priority != LIVE):
+        return Booking(wait, False, SlotState(state.last_slot, state.last_priority, None))
+    return Booking(wait, True, SlotState(next_slot, BACKGROUND, None))
+
+
 class CallBudget(Protocol):
     def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
         """Book the next slot for `key` and return the seconds to wait before using it.
@@ -105,21 +162,53 @@ class CallBudget(Protocol):
         ...
 
 
+class PrioritisedBudget(CallBudget, Protocol):
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
+        """`book_slot` applied atomically to `key`'s stored state."""
+        ...
+
+
 class InMemoryBudget:
-    """Thread-safe CallBudget for one process: the next free slot per key."""
+    """Thread-safe CallBudget for one process: the slot state per key."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._next_slot: dict[str, float] = {}
+        self._states: dict[str, SlotState] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0, got {min_interval} for {key!r}")
         with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot.get(key, now))
-            wait = slot - now
-            if wait <= max_wait:
-                self._next_slot[key] = slot + min_interval
-            return wait
+            booking = book_slot(self._states.get(key, SlotState()), self._clock(), min_interval, max_wait, priority)
+            self._states[key] = booking.state
+            return booking
+
+    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
+        return self.book(key, min_interval, max_wait).wait
+
+
+class BackgroundBudget:
+    """A CallBudget view of a PrioritisedBudget for background callers (backfills, close-outs): books at
+    BACKGROUND priority, trying again while a live caller is owed the slot, for at most `max_wait` in all.
+
+    The client sleeps the wait returned, as for any budget; a wait over `max_wait` means nothing was booked.
+    """
+
+    def __init__(self, budget: PrioritisedBudget, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self._budget = budget
+        self._sleep = sleep
+        self._clock = clock
+
+    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
+        started = self._clock()
+        while True:
+            waited = self._clock() - started
+            booking = self._budget.book(key, min_interval, max(0.0, max_wait - waited), BACKGROUND)
+            if booking.booked:
+                return booking.wait
+            if waited + booking.wait > max_wait:
+                return waited + booking.wait
+            # A held slot may be released early (the live caller booked): look again well before the hold ends.
+            self._sleep(max(min(booking.wait, min_interval / 4), 1e-3))

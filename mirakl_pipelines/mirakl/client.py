@@ -10,7 +10,7 @@ What it guarantees to its callers (the order and fulfilment assets, the benchmar
   connection refused), else it raises MiraklOutcomeUnknown for the caller to look before resending;
 - money is read as Decimal from the JSON text, never through float;
 - a malformed order does not lose its page: it is left out of the result and recorded in
-  ``client.rejected`` (reset by each ``list_orders``) for the caller's exception queue.
+  ``client.rejected`` (reset by each ``list_orders`` or ``iter_order_pages``) for the caller's exception queue.
 
 ``rate_limit_scale`` compresses the API's time axis as the sandbox does: call intervals,
 Retry-After and backoff are all multiplied by it, so tests run the real pacing in milliseconds.
@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from xml.sax.saxutils import escape as xml_escape
 from decimal import Decimal
 from importlib import metadata
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Generator, Iterator, Mapping, Optional, Sequence
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -42,6 +42,7 @@ from mirakl_pipelines.mirakl.errors import (
     MiraklOutcomeUnknown,
     MiraklRateLimited,
     MiraklResponseError,
+    MiraklRetryLater,
     MiraklServerError,
     parse_error,
 )
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100  # the de-facto cap of offset pagination (NOTES §2.4)
 MAX_IDS_PER_CALL = 100  # "The limit of 100 is exceeded for the parameter" (NOTES §2.3)
+# Re-reads of an OR11 listing whose total_count moved while it was paged (offset paging is unstable, NOTES §2.4).
+MAX_REREADS = 2
 # Slots are booked a little further apart than documented: Mirakl measures the interval between
 # arrivals, the budget between reservations, and request latency would otherwise land a call early.
 # An absolute second (in API time), not a percentage: a schedule ticking at exactly the documented
@@ -204,16 +207,44 @@ class MiraklClient:
     ) -> list[MiraklOrder]:
         """OR11: every order matching the filters, all pages, de-duplicated by order_id (latest update wins).
 
-        The pages of a listing are one call against the budget; each batch of 100 `order_ids` is its
-        own listing (a new query from offset 0), so it books its own slot. Orders that fail validation
-        are left out and recorded in ``self.rejected``.
+        A thin wrapper of `iter_order_pages` for callers that want the whole result at once.
+        """
+        latest: dict[str, MiraklOrder] = {}
+        for page in self.iter_order_pages(updated_from=updated_from, updated_to=updated_to, states=states,
+                                          order_ids=order_ids, tax_mode=tax_mode, page_size=page_size):
+            for order in page:
+                latest[order.order_id] = order  # a page yields an order again only when it is newer
+        return list(latest.values())
+
+    def iter_order_pages(
+        self,
+        *,
+        updated_from: Optional[datetime] = None,
+        updated_to: Optional[datetime] = None,
+        states: Optional[Sequence[str]] = None,
+        order_ids: Optional[Sequence[str]] = None,
+        tax_mode: Optional[str] = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_rereads: int = MAX_REREADS,
+    ) -> Iterator[list[MiraklOrder]]:
+        """OR11 a page at a time: each page parsed and yielded, so a caller can write it and let it go.
+
+        An order is yielded once per version: a later page or re-read yields it again only when newer. The pages
+        of a listing are one call against the budget; each batch of 100 `order_ids` is its own listing (a new
+        query from offset 0), so it books its own slot. Offset paging is not stable: an order that enters or
+        leaves the filter while pages are read shifts the later ones, so when `total_count` moved between pages
+        the listing is read again from offset 0 (a new listing, which books its slot within ``max_wait``), at
+        most `max_rereads` times. Orders that fail validation are left out and recorded in ``self.rejected``.
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
         if isinstance(order_ids, str):
             raise ValueError(f"OR11 order_ids must be a sequence of ids, not the string {order_ids!r}")
+        if max_rereads < 0:
+            raise ValueError(f"max_rereads must be >= 0, got {max_rereads}")
+        self.rejected = []
         if order_ids is not None and not order_ids:
-            return []
+            return
         params: dict[str, Any] = {"sort": "dateCreated", "order": "asc"}
         if updated_from is not None:
             params["start_update_date"] = _format_datetime(updated_from)
@@ -224,17 +255,28 @@ class MiraklClient:
         if tax_mode:
             params["order_tax_mode"] = tax_mode
 
-        self.rejected = []
-        latest: dict[str, MiraklOrder] = {}
+        yielded: dict[str, Optional[datetime]] = {}  # order id -> version yielded (ids only, not the orders)
         id_batches = _batches(list(dict.fromkeys(order_ids)), MAX_IDS_PER_CALL) if order_ids else [None]
         for batch in id_batches:
             batch_params = dict(params, order_ids=",".join(batch)) if batch else params
             self._await_budget("OR11")
-            for order in self._orders_pages(batch_params, page_size):
-                kept = latest.get(order.order_id)
-                if kept is None or not _older(order, kept):
-                    latest[order.order_id] = order
-        return list(latest.values())
+            for reread in range(max_rereads + 1):
+                moved = yield from self._orders_pages(batch_params, page_size, yielded)
+                if not moved:
+                    break
+                if reread == max_rereads:
+                    log.warning("Mirakl OR11 %s: total_count still moved after %d re-reads; the next window's overlap "
+                                "fetches what this listing may have missed", self.marketplace, max_rereads)
+                    break
+                try:
+                    self._await_budget("OR11")
+                except CallBudgetExceeded as e:
+                    log.warning("Mirakl OR11 %s: total_count moved while paging, but the slot to read again is %.1f s "
+                                "away; the next window's overlap fetches what this listing may have missed",
+                                self.marketplace, e.wait)
+                    break
+                log.info("Mirakl OR11 %s: total_count moved while paging: reading the listing again (%d/%d)",
+                         self.marketplace, reread + 1, max_rereads)
 
     def accept_order(self, order_id: str, decisions: Mapping[str, bool]) -> None:
         """OR21: accept (True) or refuse (False) every line of the order in one call.
@@ -272,6 +314,9 @@ class MiraklClient:
     def ship_order(self, order_id: str) -> bool:
         """OR24: confirm the shipment. True when shipped now, False when Mirakl says it already was.
 
+        "Already shipped" right after an attempt of this call that got no answer (a 5xx or a dropped connection
+        once Mirakl had applied it) is this call's own effect: True. A wrong state that names no shipped status
+        raises MiraklInvalidState for the caller to read the order back.
         The empty body goes out with Content-Length: 0 (servers answer 411 to a body-less PUT).
         """
         self._await_budget("OR24")
@@ -281,6 +326,10 @@ class MiraklClient:
             )
         except MiraklInvalidState as error:
             if error.current_status in SHIPPED_STATES:  # "Current status is SHIPPED": a previous OR24 worked
+                if error.after_unanswered_attempt:
+                    log.warning("Mirakl OR24 %s: the answer was lost but the order is %s: shipped by this call",
+                                order_id, error.current_status)
+                    return True
                 log.info("Mirakl OR24 %s: already shipped (current status %s)", order_id, error.current_status)
                 return False
             raise
@@ -534,24 +583,35 @@ class MiraklClient:
             log.debug("Mirakl %s: waiting %.3f s for the call budget %s", operation, wait, key)
             self._sleep(wait)
 
-    def _orders_pages(self, params: dict[str, Any], page_size: int) -> Iterator[MiraklOrder]:
-        offset = 0
+    def _orders_pages(self, params: dict[str, Any], page_size: int,
+                      yielded: dict[str, Optional[datetime]]) -> Generator[list[MiraklOrder], None, bool]:
+        """One pass over a listing's pages, yielding each page's orders not yielded yet (or newer than yielded);
+        returns whether `total_count` moved between pages (orders entered or left the filter meanwhile)."""
+        offset, totals = 0, set()
         while True:
             data = self._send_json("OR11", "GET", "/api/orders", params=dict(params, max=page_size, offset=offset))
             if not isinstance(data, dict) or not isinstance(data.get("orders"), list):
                 raise MiraklResponseError("OR11", 200, "response has no 'orders' list", body=str(data)[:2000])
             page = data["orders"]
+            fresh = []
             for index, raw in enumerate(page, start=offset):
                 order = self._validate_order(raw, index)
-                if order is not None:
-                    yield order
+                if order is None or (order.order_id in yielded
+                                     and _older_or_same(order.last_updated_date, yielded[order.order_id])):
+                    continue
+                yielded[order.order_id] = order.last_updated_date
+                fresh.append(order)
+            if fresh:
+                yield fresh
             offset += len(page)
             total = data.get("total_count")
+            if isinstance(total, int):
+                totals.add(total)
             # total_count drives the loop (a server may clamp `max`, so a short page is not the end);
             # an empty page ends it anyway, as orders can vanish while paging.
             finished = offset >= total if isinstance(total, int) else len(page) < page_size
             if finished or not page:
-                return
+                return len(totals) > 1
 
     def _validate_order(self, raw: Any, index: int) -> Optional[MiraklOrder]:
         ref: str | int = (raw.get("order_id") or index) if isinstance(raw, dict) else index
@@ -582,8 +642,10 @@ class MiraklClient:
         """
         if self.shop_id is not None:
             kwargs["params"] = dict(kwargs.get("params") or {}, shop_id=self.shop_id)
+        unanswered = False  # an earlier attempt reached Mirakl and got no usable answer: it may have applied
 
         def attempt() -> httpx.Response:
+            nonlocal unanswered
             with self._calls_lock:
                 self.calls[operation] += 1
             try:
@@ -592,7 +654,10 @@ class MiraklClient:
                 reason = f"{type(error).__name__}: {error}"
                 if not idempotent and not isinstance(error, _NOT_SENT):
                     raise MiraklOutcomeUnknown(operation, None, f"{reason}; the request may have been applied") from error
-                raise MiraklServerError(operation, None, reason) from error
+                failure = MiraklServerError(operation, None, reason)
+                failure.after_unanswered_attempt = unanswered
+                unanswered = unanswered or not isinstance(error, _NOT_SENT)
+                raise failure from error
             if response.is_success:
                 return response
             error = parse_error(operation, response)
@@ -601,6 +666,10 @@ class MiraklClient:
                     operation, error.status, f"{error.message}; the request may have been applied",
                     code=error.code, body=error.body,
                 ) from error
+            if isinstance(error, MiraklRateLimited) and self._retry_after_wait(error) > self.max_wait:
+                error = self._retry_later(error)
+            error.after_unanswered_attempt = unanswered
+            unanswered = unanswered or isinstance(error, MiraklServerError)
             raise error
 
         retrying = Retrying(
@@ -629,6 +698,15 @@ class MiraklClient:
             return 0.0
         return error.retry_after * self.rate_limit_scale
 
+    def _retry_later(self, error: MiraklRateLimited) -> MiraklRetryLater:
+        """The 429 whose Retry-After outlasts max_wait, saying how long Mirakl asked to wait (API seconds)."""
+        scale = self.rate_limit_scale or 1.0
+        return MiraklRetryLater(
+            error.operation, retry_after=error.retry_after or 0.0, wait=self._retry_after_wait(error),
+            max_wait=self.max_wait, key=f"{self.marketplace or self.base_url}:{error.operation}",
+            api_max_wait=self.max_wait / scale, body=error.body,
+        )
+
     def _wait_before_retry(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, MiraklRateLimited) and error.retry_after is not None:
@@ -637,13 +715,11 @@ class MiraklClient:
         return self._random.uniform(ceiling / 2, ceiling)
 
 
-def _older(candidate: MiraklOrder, kept: MiraklOrder) -> bool:
-    """True when `candidate` is strictly older than `kept` (an undated copy never replaces a dated one)."""
-    if candidate.last_updated_date is None:
-        return kept.last_updated_date is not None
-    if kept.last_updated_date is None:
-        return False
-    return candidate.last_updated_date < kept.last_updated_date
+def _older_or_same(candidate: Optional[datetime], kept: Optional[datetime]) -> bool:
+    """Whether a version adds nothing to the one already yielded (an undated copy never replaces a dated one)."""
+    if candidate is None:
+        return True
+    return kept is not None and candidate <= kept
 
 
 def _path_id(order_id: str) -> str:

@@ -37,6 +37,9 @@ class MiraklError(Exception):
         self.code = code
         self.body = body
         self.errors = errors or []
+        # Set by the client when an earlier attempt of this same call got no usable answer (5xx, timeout, dropped
+        # connection) and may have been applied: a 400 "wrong state" then may well be our own call's effect.
+        self.after_unanswered_attempt = False
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -91,7 +94,10 @@ class MiraklOutcomeUnknown(MiraklError):
 
 
 class CallBudgetExceeded(MiraklError):
-    """Calling now would break the operation's documented maximum call frequency by more than ``max_wait``."""
+    """Calling now would break the operation's documented maximum call frequency by more than ``max_wait``.
+
+    Nothing was sent (or, for its subclass MiraklRetryLater, Mirakl refused the call): callers leave the work
+    for their next run."""
 
     def __init__(self, operation: str, wait: float, max_wait: float, key: str):
         self.wait = wait
@@ -102,6 +108,26 @@ class CallBudgetExceeded(MiraklError):
             None,
             f"the call budget {key!r} allows the next call in {wait:.1f} s, more than max_wait={max_wait:.1f} s; "
             "nothing was sent",
+        )
+
+
+class MiraklRetryLater(CallBudgetExceeded, MiraklRateLimited):
+    """A 429 whose Retry-After is longer than the caller waits (``max_wait``): nothing was applied, and retrying
+    sooner is pointless. A CallBudgetExceeded, so every caller that leaves a refused slot for its next run
+    does the same here; ``retry_after`` is Mirakl's figure (API seconds), ``wait`` the client's (scaled)."""
+
+    def __init__(self, operation: str, *, retry_after: float, wait: float, max_wait: float, key: str,
+                 api_max_wait: float, body: str = ""):
+        self.retry_after = retry_after
+        self.wait = wait
+        self.max_wait = max_wait
+        self.key = key
+        MiraklError.__init__(
+            self, operation, 429,
+            f"Mirakl asked to wait {retry_after:.0f} s (Retry-After) before calling {operation} again "
+            f"({key!r}), longer than this caller waits ({api_max_wait:.0f} s); nothing was applied, "
+            "left for the next run",
+            body=body,
         )
 
 

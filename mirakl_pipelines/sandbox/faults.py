@@ -1,4 +1,4 @@
-"""Fault injection for the sandbox servers: latency, 5xx, 429 bursts and dropped connections.
+"""Fault injection for the sandbox servers: latency, 5xx, 429 bursts, dropped connections and lost answers.
 
 An ASGI middleware wraps each simulator. The knobs live in a `Faults` object that tests change
 directly and the demo changes over HTTP (`GET/POST /_sandbox/faults`). Faults apply to API
@@ -51,10 +51,26 @@ class Faults(SeededKnobs):
     burst_429: int = 0  # the next N API requests are answered 429 + Retry-After
     retry_after_seconds: int = 1
     drop_rate: float = 0.0  # share of API requests whose connection is closed with no response
+    # The next N writes (PUT/POST) are applied, then their answer is lost: replaced by `lost_answer_status`
+    # (a proxy's 502/504 with an HTML page) or, with 0, by a dropped connection. What a client sees when
+    # Mirakl did the work but the answer never arrived; its retry then meets the new state.
+    lose_writes: int = 0
+    lost_answer_status: int = 502
+    path_filter: str = ""  # when set, faults hit only the API paths containing it (e.g. "/accept", "/ship")
     seed: int = 0
 
     def reset(self) -> None:
-        self.update(latency_ms=0.0, error_5xx_rate=0.0, burst_429=0, drop_rate=0.0)
+        self.update(latency_ms=0.0, error_5xx_rate=0.0, burst_429=0, drop_rate=0.0, lose_writes=0, path_filter="")
+
+    def lose_this_write(self, method: str) -> bool:
+        """Whether this request's answer is to be lost once it is applied (counts one of `lose_writes`)."""
+        if method not in ("PUT", "POST"):
+            return False
+        with self._lock:
+            if self.lose_writes <= 0:
+                return False
+            self.lose_writes -= 1
+            return True
 
     def draw(self) -> str | None:
         """Decide the fate of one API request: None (serve it), '429', '5xx' or 'drop'."""
@@ -93,7 +109,7 @@ class FaultMiddleware:
         path = scope.get("path", "")
         if path.startswith("/_sandbox/faults"):
             return await self._control(scope, receive, send)
-        if path.startswith("/_sandbox"):
+        if path.startswith("/_sandbox") or (self.faults.path_filter and self.faults.path_filter not in path):
             return await self.app(scope, receive, send)
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
@@ -108,7 +124,26 @@ class FaultMiddleware:
             )
         if fate == "5xx":
             return await _respond(send, 503, self.error_body)
+        if self.faults.lose_this_write(scope.get("method", "")):
+            return await self._lose_answer(scope, receive, send, path)
         return await self.app(scope, receive, send)
+
+    async def _lose_answer(self, scope, receive, send, path: str) -> None:
+        """Let the app apply the request, swallow its answer, and send a gateway error (or nothing) instead."""
+        async def swallow(message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        status = self.faults.lost_answer_status
+        if not status:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            raise _DropConnection(f"sandbox fault: answer lost after applying {path}")
+        body = f"<html><body><h1>{status} Gateway error</h1><p>The upstream server did not answer in time.</p></body></html>"
+        await send({
+            "type": "http.response.start", "status": status,
+            "headers": [(b"content-type", b"text/html"), (b"content-length", str(len(body)).encode())],
+        })
+        await send({"type": "http.response.body", "body": body.encode()})
 
     async def _control(self, scope, receive, send):
         if scope["method"] == "POST":

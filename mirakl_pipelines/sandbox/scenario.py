@@ -28,7 +28,7 @@ Fault knobs live on each simulator (`sim.faults`, `store.faults`).
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -287,6 +287,27 @@ class Scenario:
                 state = "SHIPPING" if i % 2 == 0 else "WAITING_ACCEPTANCE"
                 self.place_order(code, created=sim.now() - timedelta(minutes=5 * (per_marketplace - i)), state=state,
                                  workflow="PAY_ON_ACCEPTANCE" if state == "SHIPPING" else None)
+
+    def seed_past_days(self, days: int, per_day: int) -> date:
+        """Orders placed on each of the `days` UTC days before today, so that a backfill of those partitions has
+        work: most were accepted and paid that day (SHIPPING: the backfill imports them), the last of each day was
+        refused (observed, not imported) and, yesterday only (inside every acceptance window), every third one
+        still waits for acceptance (the backfill accepts it). Each order's updates stay within its day.
+        Returns the first of those days."""
+        first = None
+        for code, sim in self.sims.items():
+            today = sim.now().date()
+            first = today - timedelta(days=days)
+            for back in range(days, 0, -1):
+                start = datetime.combine(today - timedelta(days=back), time.min, tzinfo=timezone.utc)
+                # Ten minutes short of midnight: acceptance and debit are stamped minutes after creation.
+                seconds = sorted(self.rng.uniform(0, 86_400 - 600) for _ in range(per_day))
+                for i, second in enumerate(seconds):
+                    state = ("REFUSED" if i == per_day - 1 else
+                             "WAITING_ACCEPTANCE" if back == 1 and i % 3 == 1 else "SHIPPING")
+                    self.place_order(code, created=start + timedelta(seconds=second), state=state,
+                                     workflow="PAY_ON_ACCEPTANCE" if state == "SHIPPING" else None)
+        return first
 
     # ---- the clock ------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Every request names an operation from `operations/` (one .graphql document each)
 - 5xx, timeouts, dropped connections: queries and `@idempotent` mutations are resent with exponential
   backoff + jitter (tenacity), at most `max_retries` times. A non-idempotent mutation is resent only
   when the request provably never left (connect errors); otherwise the outcome is unknown and
-  `ShopifyAmbiguousWrite` is raised. `create_order` resolves that case itself (see there). The
+  `ShopifyAmbiguousWrite` is raised. `create_order` resolves that case itself, by reading the order
+  back through its unique order reference metafield (see there and `ensure_order_ref_definition`). The
   mutations in RESEND_SAFE_MUTATIONS are resent like queries: Shopify itself makes a second one
   harmless (each entry says how), and their methods read the "already done" answer as success.
 - 401/403 and ACCESS_DENIED → ShopifyAuthError; other top-level errors → ShopifyGraphQLError;
@@ -19,6 +20,7 @@ The access token is sent in a header and never logged.
 
 import json
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timezone
@@ -35,11 +37,16 @@ from mirakl_pipelines.shopify.errors import (
     ShopifyGraphQLError,
     ShopifyNotFound,
     ShopifyServerError,
+    ShopifySetupError,
     ShopifyThrottled,
     ShopifyUserError,
     describe_errors,
 )
 from mirakl_pipelines.shopify.models import (
+    ORDER_REF_KEY,
+    ORDER_REF_NAMESPACE,
+    ORDER_REF_TYPE,
+    ORDER_REF_TYPES,
     Fulfilment,
     FulfilmentHold,
     FulfilmentHoldResult,
@@ -50,10 +57,11 @@ from mirakl_pipelines.shopify.models import (
     ShopifyOrderRef,
     Variant,
     mirakl_line_id,
+    order_ref_of,
     parse_shopify_time,
     quantities_by_mirakl_line,
 )
-from mirakl_pipelines.shopify.operations import OperationInfo, load_operation, operation_info
+from mirakl_pipelines.shopify.operations import OperationInfo, batched_operation, load_operation, operation_info
 from mirakl_pipelines.shopify.throttle import CostThrottle, parse_cost
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,10 @@ PAGE_SIZE_LIMIT = 250  # Shopify's maximum `first`
 BACKOFF_MAX_SECONDS = 30.0
 FULFILMENT_ORDER_PAGE_SIZE = 20  # a Mirakl order has one to a few; splits by holds add one each
 HOLD_HANDLE_MAX_LENGTH = 64  # FulfillmentOrderHoldInput.handle: "This field cannot exceed 64 characters."
+ORDER_REF_BATCH_SIZE = 25  # orderByIdentifier aliases per request: ≤ 25 points, a short document
+# Stores whose order reference definition was checked by this process (ensure_order_ref_definition), by endpoint.
+_order_ref_ready: set[str] = set()
+_order_ref_lock = threading.Lock()
 
 # Mutations without @idempotent whose resend after an unknown outcome cannot do anything twice, and why.
 RESEND_SAFE_MUTATIONS = {
@@ -72,6 +84,7 @@ RESEND_SAFE_MUTATIONS = {
     "FulfillmentOrderHold": "a handle is unique per app and fulfilment order: a second hold is refused "
                             "(DUPLICATE_FULFILLMENT_HOLD_HANDLE, or FULFILLMENT_ORDER_NOT_SPLITTABLE for line items)",
     "FulfillmentOrderReleaseHold": "released holds are gone: naming them again releases nothing more",
+    "MetafieldDefinitionUpdate": "it sets the capability to the value given: applied twice, the definition ends the same",
 }
 
 
@@ -183,11 +196,13 @@ class ShopifyClient:
 
     # ------------------------------------------------------------------ generic execution
 
-    def execute(self, operation: str, variables: Optional[dict] = None) -> dict:
-        """Run the named operation and return its `data`; raise a ShopifyError subclass otherwise."""
+    def execute(self, operation: str, variables: Optional[dict] = None, *, document: Optional[str] = None) -> dict:
+        """Run the named operation and return its `data`; raise a ShopifyError subclass otherwise.
+
+        `document` replaces the operation's text by a variant of it (batched_operation), same name and kind."""
         info = operation_info(operation)
         body = json.dumps(
-            {"query": load_operation(operation), "variables": variables or {}, "operationName": operation},
+            {"query": document or load_operation(operation), "variables": variables or {}, "operationName": operation},
             default=_json_default,
         ).encode()
         throttled_times = 0
@@ -340,7 +355,10 @@ class ShopifyClient:
     # ------------------------------------------------------------------ orders
 
     def find_orders_by_source_identifier(self, source_identifier: str) -> list[ShopifyOrderRef]:
-        """Orders whose sourceIdentifier equals `source_identifier` exactly, oldest first."""
+        """Orders whose sourceIdentifier equals `source_identifier` exactly, oldest first.
+
+        A search: Shopify's index lags writes by seconds, so an order created just now may be missing. Fine
+        for an operator's question; never for deciding whether to create an order (use `orders_by_ref`)."""
         if not source_identifier:
             raise ValueError("find_orders_by_source_identifier needs a non-empty source identifier")
         nodes = self.paginate(
@@ -362,35 +380,99 @@ class ShopifyClient:
             fulfilments += [_fulfilment(order["id"], node) for node in order.get("fulfillments") or []]
         return fulfilments
 
-    lookup_batch_size = 50  # source identifiers per search; keeps the query string short
+    # ------------------------------------------------------------------ exactly-once orderCreate
 
-    def find_orders_by_source_identifiers(self, source_identifiers: Iterable[str]) -> dict[str, ShopifyOrderRef]:
-        """The oldest order per source identifier, for many at once (batched `OR` searches): the importer's
-        look-up before create costs one request per batch instead of one per order."""
-        wanted = sorted({sid for sid in source_identifiers if sid})
+    def ensure_order_ref_definition(self) -> None:
+        """Make sure the store has the order reference definition with unique values (once per store and process).
+
+        Without it `orderByIdentifier` cannot find orders by reference and Shopify would accept two orders
+        with the same one. Creates it (type `id`) when absent ("already exists", TAKEN, from a concurrent run is
+        fine); accepts an existing `id` or `single_line_text_field` definition and turns unique values on when it
+        lacks them; raises ShopifySetupError, naming the store and what to do, when that is refused (Shopify
+        allows it only while no order carries the field) or when the definition has another type.
+        ShopifyError subclasses for the rest (nothing is cached then: the next import checks again).
+        """
+        with _order_ref_lock:
+            if self.endpoint in _order_ref_ready:
+                return
+            definition = self._order_ref_definition() or self._create_order_ref_definition()
+            type_name = ((definition.get("type") or {}).get("name"))
+            where = f"{ORDER_REF_NAMESPACE}.{ORDER_REF_KEY} (order metafield definition) in store {self.endpoint}"
+            if type_name not in ORDER_REF_TYPES:
+                raise ShopifySetupError("MetafieldDefinitionByIdentifier", (
+                    f"{where} has type {type_name!r}; the connector needs {' or '.join(sorted(ORDER_REF_TYPES))}: "
+                    "delete that definition in Shopify admin (Settings > Custom data > Orders) and run the import again"))
+            if not ((definition.get("capabilities") or {}).get("uniqueValues") or {}).get("enabled"):
+                self._enable_unique_order_refs(where)
+            _order_ref_ready.add(self.endpoint)
+
+    def _order_ref_definition(self) -> Optional[dict]:
+        data = self.execute("MetafieldDefinitionByIdentifier", {"identifier": {
+            "ownerType": "ORDER", "namespace": ORDER_REF_NAMESPACE, "key": ORDER_REF_KEY}})
+        return data.get("metafieldDefinition")
+
+    def _create_order_ref_definition(self) -> dict:
+        try:
+            data = self.execute("MetafieldDefinitionCreate", {"definition": {
+                "name": "Mirakl order reference", "namespace": ORDER_REF_NAMESPACE, "key": ORDER_REF_KEY,
+                "ownerType": "ORDER", "type": ORDER_REF_TYPE,
+                "description": "<marketplace>:<Mirakl order id>, set by mirakl-pipelines: one Shopify order per Mirakl order",
+                "capabilities": {"uniqueValues": {"enabled": True}},
+            }})
+        except (ShopifyUserError, ShopifyAmbiguousWrite) as failed:
+            # TAKEN: created meanwhile (another run); an unknown outcome: read what is there.
+            if isinstance(failed, ShopifyUserError) and "TAKEN" not in failed.codes:
+                raise
+            existing = self._order_ref_definition()
+            if existing is None:
+                raise
+            return existing
+        return data["metafieldDefinitionCreate"]["createdDefinition"]
+
+    def _enable_unique_order_refs(self, where: str) -> None:
+        try:
+            self.execute("MetafieldDefinitionUpdate", {"definition": {
+                "namespace": ORDER_REF_NAMESPACE, "key": ORDER_REF_KEY, "ownerType": "ORDER",
+                "capabilities": {"uniqueValues": {"enabled": True}}}})
+        except ShopifyUserError as refused:
+            raise ShopifySetupError("MetafieldDefinitionUpdate", (
+                f"{where} does not have unique values and Shopify refused to turn them on ({refused.message}): "
+                "Shopify allows it only while no order carries the field. Delete the definition and its values "
+                "(Settings > Custom data > Orders), or remove the field from the orders that carry it, then run "
+                "the import again; until then orders cannot be imported exactly once")) from refused
+
+    def order_by_ref(self, order_ref: str) -> Optional[ShopifyOrderRef]:
+        """The order whose unique order reference metafield is `order_ref`, read directly (no search index)."""
+        return self.orders_by_ref([order_ref]).get(order_ref)
+
+    def orders_by_ref(self, order_refs: Iterable[str]) -> dict[str, ShopifyOrderRef]:
+        """Orders by order reference, for many at once: Shopify reads one per `orderByIdentifier`, so each request
+        asks for up to ORDER_REF_BATCH_SIZE of them under aliases. Absent references are left out."""
+        wanted = list(dict.fromkeys(ref for ref in order_refs if ref))
         found: dict[str, ShopifyOrderRef] = {}
-        for start in range(0, len(wanted), self.lookup_batch_size):
-            batch = wanted[start:start + self.lookup_batch_size]
-            query = " OR ".join(f"source_identifier:{search_value(sid)}" for sid in batch)
-            nodes = self.paginate("FindOrdersBySourceIdentifier", {"query": query, "first": 250}, ("orders",))
-            for node in nodes:
-                sid = node.get("sourceIdentifier")
-                if sid in batch and sid not in found:  # sortKey CREATED_AT: the first one is the oldest
-                    found[sid] = _order_ref("FindOrdersBySourceIdentifier", node)
+        for start in range(0, len(wanted), ORDER_REF_BATCH_SIZE):
+            batch = wanted[start:start + ORDER_REF_BATCH_SIZE]
+            variables = {f"identifier{i}": {"customId": {"namespace": ORDER_REF_NAMESPACE, "key": ORDER_REF_KEY,
+                                                         "value": ref}}
+                         for i, ref in enumerate(batch)}
+            data = self.execute("OrderByIdentifier", variables, document=batched_operation("OrderByIdentifier", len(batch)))
+            for i, ref in enumerate(batch):
+                node = data.get(f"r{i}")
+                if node:
+                    found[ref] = _order_ref("OrderByIdentifier", node)
         return found
 
     def create_order(self, order: dict, options: Optional[dict] = None) -> ShopifyOrderRef:
-        """orderCreate, at most once per `order["sourceIdentifier"]` even when answers get lost.
+        """orderCreate, at most once per order reference (`order_ref_metafield` in `order["metafields"]`).
 
-        orderCreate is not idempotent. When its outcome is unknown (timeout, dropped connection, 5xx),
-        the client looks the order up by sourceIdentifier: found → that order is returned (no second
-        create); absent → the create is sent again (bounded by max_retries, with backoff). Without a
-        sourceIdentifier the outcome cannot be checked and ShopifyAmbiguousWrite is raised.
-        userErrors → ShopifyUserError (never retried: the input is wrong).
-        Known limit: on real Shopify the search index may lag a freshly created order; the caller's
-        ledger look-up before create and this look-up narrow the window, they cannot close it.
+        orderCreate is not idempotent. Call `ensure_order_ref_definition` first: the reference is then unique in
+        the store and readable at once. When the outcome of a create is unknown (timeout, dropped connection,
+        5xx), the order is read back by reference: found → returned (no second create); absent → sent again
+        (bounded by max_retries, with backoff). When Shopify refuses the reference as taken (a concurrent run
+        created the order), the existing order is returned too. Without a reference an unknown outcome cannot be
+        checked and ShopifyAmbiguousWrite is raised. Other userErrors → ShopifyUserError (never retried).
         """
-        source_identifier = order.get("sourceIdentifier")
+        order_ref = order_ref_of(order)
         variables = {"order": order, "options": options}
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
@@ -406,25 +488,22 @@ class ShopifyClient:
                     try:
                         data = self.execute("OrderCreate", variables)
                     except ShopifyAmbiguousWrite as unknown:
-                        if not source_identifier:
+                        if not order_ref:
                             raise
-                        try:
-                            existing = self.find_orders_by_source_identifier(source_identifier)
-                        except ShopifyError as lookup_failed:
-                            raise ShopifyAmbiguousWrite(
-                                "OrderCreate", f"outcome unknown for {source_identifier} and the look-up failed "
-                                               f"({lookup_failed.message}): reconcile before resending"
-                            ) from lookup_failed
-                        if not existing:
-                            log.warning("orderCreate for %s: outcome unknown, order absent; sending again",
-                                        source_identifier)
+                        existing = self._look_up_after(order_ref, unknown)
+                        if existing is None:
+                            log.warning("orderCreate for %s: outcome unknown, order absent; sending again", order_ref)
                             raise _OrderStillAbsent(unknown) from unknown
-                        if len(existing) > 1:
-                            log.error("orderCreate for %s: %d orders already carry this sourceIdentifier (%s)",
-                                      source_identifier, len(existing), ", ".join(o.id for o in existing))
                         log.warning("orderCreate for %s: outcome unknown, found %s; not sending again",
-                                    source_identifier, existing[0].id)
-                        return existing[0]
+                                    order_ref, existing.id)
+                        return existing
+                    except ShopifyUserError as refused:
+                        existing = self._look_up_after(order_ref, refused) if _refuses_metafield(refused) else None
+                        if existing is None:
+                            raise
+                        log.warning("orderCreate for %s: the reference is taken by %s (created by another run); "
+                                    "linking it", order_ref, existing.id)
+                        return existing
                     created = data["orderCreate"].get("order")
                     if not created:
                         raise ShopifyServerError("OrderCreate", "orderCreate returned neither an order nor userErrors")
@@ -432,6 +511,16 @@ class ShopifyClient:
         except _OrderStillAbsent as still_absent:
             raise still_absent.error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _look_up_after(self, order_ref: Optional[str], failure: ShopifyError) -> Optional[ShopifyOrderRef]:
+        if not order_ref:
+            return None
+        try:
+            return self.order_by_ref(order_ref)
+        except ShopifyError as lookup_failed:
+            raise ShopifyAmbiguousWrite(
+                "OrderCreate", f"{failure.message} for {order_ref}, and the look-up failed ({lookup_failed.message}): "
+                               "reconcile before resending") from lookup_failed
 
     # ------------------------------------------------------------------ payment, fulfilment orders, holds, addresses
 
@@ -589,6 +678,11 @@ class ShopifyClient:
                 log.warning("SKU %r is carried by %d Shopify variants (%s): not used", sku, len(matches),
                             ", ".join(v.id for v in matches))
             self._variants[sku] = matches[0] if len(matches) == 1 else None
+
+
+def _refuses_metafield(refused: ShopifyUserError) -> bool:
+    """Whether a userError names the order's metafields: with a unique definition, a reference already taken."""
+    return any("metafields" in (e.get("field") or ()) for e in refused.user_errors)
 
 
 def _order_ref(operation: str, node: dict) -> ShopifyOrderRef:

@@ -70,8 +70,13 @@ class ShopifyServerError(ShopifyError):
 class ShopifyAmbiguousWrite(ShopifyServerError):
     """A non-idempotent mutation may or may not have been applied: the request left, no answer came back.
 
-    Never resend blindly; reconcile first (for orderCreate: look the order up by sourceIdentifier).
+    Never resend blindly; reconcile first (for orderCreate: look the order up by its unique order reference).
     """
+
+
+class ShopifySetupError(ShopifyError):
+    """The store lacks something the connector needs and cannot set up itself (e.g. a unique order reference
+    definition): the message names the store and what an operator must do."""
 
 
 def describe_errors(errors: list[dict]) -> str:

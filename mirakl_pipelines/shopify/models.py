@@ -9,6 +9,27 @@ from typing import Any, Iterable, Mapping, Optional
 # so fulfilments and refunds of that line can be traced back to Mirakl.
 LINE_ID_PROPERTY = "_mirakl_order_line_id"
 VOID_FULFILMENT_STATUSES = frozenset({"CANCELLED", "ERROR", "FAILURE"})
+# The order metafield that makes an import exactly-once: its definition has unique values, so
+# `orderByIdentifier(customId:)` reads an order back the moment it exists (the `orders(query:)` search
+# index lags writes by seconds) and Shopify refuses a second order with the same value. One definition per store.
+ORDER_REF_NAMESPACE = "mirakl"
+ORDER_REF_KEY = "order_ref"
+ORDER_REF_TYPE = "id"  # the type a new definition gets: Shopify's custom-ID type (unique values, ≤ 2,048 characters)
+ORDER_REF_TYPES = frozenset({ORDER_REF_TYPE, "single_line_text_field"})  # text types that can hold unique values
+
+
+def order_ref_metafield(value: str) -> dict:
+    """The MetafieldInput of an order's reference (`<marketplace>:<Mirakl order id>`). No `type`: the store's
+    definition decides it (Shopify requires a type only for a metafield without a definition)."""
+    return {"namespace": ORDER_REF_NAMESPACE, "key": ORDER_REF_KEY, "value": value}
+
+
+def order_ref_of(order_input: Mapping[str, Any]) -> Optional[str]:
+    """The order reference an OrderCreateOrderInput carries in its metafields, if any."""
+    for metafield in order_input.get("metafields") or ():
+        if (metafield.get("namespace"), metafield.get("key")) == (ORDER_REF_NAMESPACE, ORDER_REF_KEY):
+            return metafield.get("value") or None
+    return None
 
 
 def mirakl_line_id(properties: Optional[Iterable[Mapping[str, Any]]]) -> Optional[str]:

@@ -27,7 +27,7 @@ import pycountry
 
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.mirakl.models import Address, MiraklOrder, OrderLine, Promotion
-from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Variant
+from mirakl_pipelines.shopify.models import LINE_ID_PROPERTY, Variant, order_ref_metafield
 from mirakl_pipelines.sync.addresses import province_code, shopify_phone
 from mirakl_pipelines.sync.eligibility import is_complete_address
 from mirakl_pipelines.sync.order_lines import (
@@ -71,7 +71,8 @@ class OrderCreateRequest:
 
 
 def source_identifier(marketplace_code: str, order_id: str) -> str:
-    """The Shopify sourceIdentifier: Mirakl order ids are only unique within one marketplace."""
+    """The Shopify sourceIdentifier, and the value of the order's unique `mirakl.order_ref` metafield: Mirakl
+    order ids are only unique within one marketplace."""
     return f"{marketplace_code}:{order_id}"
 
 
@@ -580,7 +581,9 @@ def build_order_create(
         "discountCode": _discount_code(lines, currency),
         **addresses,
         **payment,
-        "metafields": _metafields(order, lines, marketplace) or None,
+        # Last, after the facts: the reference that makes the import exactly-once (ShopifyClient.create_order).
+        "metafields": [*_metafields(order, lines, marketplace),
+                       order_ref_metafield(source_identifier(marketplace.code, order.order_id))],
         "customAttributes": notes.attributes,
         "note": "\n".join(notes.lines),
     }

@@ -1,16 +1,15 @@
-"""Poll windows inside a daily partition, and merging re-fetched orders into the day's data.
+"""Fetch windows inside daily partitions, and which version of an order a day keeps.
 
-The partition is a UTC day; a poll fetches `[max(day start - look-back, last window end - look-back), now)`
-so that late updates (Mirakl itself shifts `start_update_date` back) are seen again, then merges them.
-The first polls of a day reach back into the previous day by the look-back: an order updated just
-before midnight, after that day's last poll, is fetched within a minute of midnight instead of waiting
-for the previous day's close-out (02:30). Naive datetimes are taken as UTC.
+The partition is a UTC day. A refresh fetches `[last window end - overlap, now)`: only what changed since the
+previous refresh, with a small overlap for clocks and Mirakl's indexing latency (Mirakl itself also shifts
+`start_update_date` back). A day's first refresh chains from the previous day's last window end, so an order
+updated just before midnight, after that day's last refresh, is fetched within a minute of midnight instead of
+waiting for the previous day's close-out (02:30); without that watermark it reaches back by the look-back.
+A close-out, a past day and a backfill of a range fetch whole days. Naive datetimes are taken as UTC.
 """
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-
-from mirakl_pipelines.mirakl.models import MiraklOrder
+from typing import Sequence
 
 _DAY = timedelta(days=1)
 
@@ -29,71 +28,66 @@ def fetch_window(
     day: date,
     now: datetime,
     last_window_end: datetime | None,
+    overlap: timedelta,
+    *,
     lookback: timedelta,
+    previous_day_end: datetime | None = None,
     full_day: bool = False,
 ) -> tuple[datetime, datetime]:
     """The [start, end) update-date window to fetch for the partition `day` at `now`.
 
-    - `full_day` (close-out or backfill) and a past day never fetched: the whole day;
-    - otherwise `[max(day start - lookback, last_window_end - lookback), min(now, day end))`: the first
-      run of today starts `lookback` before midnight, and runs stay in the previous day's tail until the
-      look-back has passed midnight.
+    - `full_day` (close-out) and a past day never fetched: the whole day;
+    - a refresh: from `last_window_end - overlap`; a day's first refresh from the previous day's
+      `previous_day_end - overlap`, else from `lookback` before midnight; never earlier than `lookback`
+      before midnight; up to `min(now, day end)`.
     Raises ValueError when `now` is before the day starts (a partition of the future).
     """
     start, end = partition_day_bounds(day)
     now = _utc(now)
     if now < start:
         raise ValueError(f"partition {day.isoformat()} starts at {start.isoformat()}, after now ({now.isoformat()})")
-    if lookback < timedelta(0):
-        raise ValueError(f"look-back must not be negative, got {lookback}")
+    for name, span in (("overlap", overlap), ("look-back", lookback)):
+        if span < timedelta(0):
+            raise ValueError(f"{name} must not be negative, got {span}")
     if full_day or (last_window_end is None and now >= end):
         return start, end
     window_end = min(now, end)
-    earliest = start - lookback  # the previous day's tail
-    if last_window_end is None:
-        return earliest, window_end
-    window_start = max(earliest, _utc(last_window_end) - lookback)
+    earliest = start - lookback  # the furthest a refresh reaches into the previous day's tail
+    chained_from = last_window_end if last_window_end is not None else previous_day_end
+    window_start = earliest if chained_from is None else max(earliest, _utc(chained_from) - overlap)
     # A watermark ahead of `now` (clock skew) gives an empty window, never an inverted one.
     return min(window_start, window_end), window_end
 
 
-@dataclass(frozen=True)
-class MergeResult:
-    orders: list[MiraklOrder]
-    new: int  # orders the day did not hold yet
-    updated: int  # orders whose newer version replaced the one held
+def range_window(days: Sequence[date], now: datetime) -> tuple[datetime, datetime]:
+    """The one window of a backfill of consecutive `days`: from the first one's start to the last one's end (or now)."""
+    if not days:
+        raise ValueError("a backfill window needs at least one day")
+    first, last = min(days), max(days)
+    start, _ = partition_day_bounds(first)
+    _, end = partition_day_bounds(last)
+    now = _utc(now)
+    if now < start:
+        raise ValueError(f"partition {first.isoformat()} starts at {start.isoformat()}, after now ({now.isoformat()})")
+    return start, min(end, now)
 
 
-def _newer_or_same(candidate: MiraklOrder, kept: MiraklOrder) -> bool:
-    candidate_at, kept_at = candidate.last_updated_date, kept.last_updated_date
-    if candidate_at is None or kept_at is None:
-        return candidate_at is not None or kept_at is None
-    return _utc(candidate_at) >= _utc(kept_at)
+def route_day(updated: datetime | None, days: Sequence[date]) -> date:
+    """The day partition of `days` an order fetched by a backfill belongs to: the UTC day of its last update,
+    clamped into the range (Mirakl's start-date slack returns a few orders of the day before; undated → first day)."""
+    first, last = min(days), max(days)
+    if updated is None:
+        return first
+    day = _utc(updated).date()
+    return first if day < first else last if day > last else day
 
 
-def merge_orders(existing: list[MiraklOrder], fresh: list[MiraklOrder]) -> MergeResult:
-    """Fold a fetch into the day's orders, one per order_id, the latest last_updated_date winning.
-
-    On a tie (or missing dates) the fresh copy wins: it was fetched later. Existing orders keep
-    their position; orders seen for the first time are appended in the order they were fetched.
-    Overlapping look-back windows return the same orders again: those count as neither new nor updated.
-    """
-    merged: dict[str, MiraklOrder] = {}
-    for order in existing:
-        kept = merged.get(order.order_id)
-        if kept is None or _newer_or_same(order, kept):
-            merged[order.order_id] = order
-    known = dict(merged)
-    for order in fresh:
-        kept = merged.get(order.order_id)
-        if kept is None or _newer_or_same(order, kept):
-            merged[order.order_id] = order
-    new = sum(1 for order_id in merged if order_id not in known)
-    updated = sum(
-        1 for order_id, order in merged.items()
-        if order_id in known and order is not known[order_id] and order.last_updated_date != known[order_id].last_updated_date
-    )
-    return MergeResult(list(merged.values()), new, updated)
+def is_newer(candidate: datetime | None, held: datetime | None) -> bool:
+    """Whether a fetched version replaces the one a day holds: a later update does; the same update is the same
+    snapshot (the overlap fetches it again); a dated version beats an undated one, never the reverse."""
+    if candidate is None:
+        return False
+    return held is None or _utc(candidate) > _utc(held)
 
 
-__all__ = ["MergeResult", "fetch_window", "merge_orders", "partition_day_bounds"]
+__all__ = ["fetch_window", "is_newer", "partition_day_bounds", "range_window", "route_day"]

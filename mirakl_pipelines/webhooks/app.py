@@ -4,10 +4,15 @@ Storing is the only work done for a delivery (Shopify gives up after about 5 s a
 the flows read the inbox later. The insert runs in a worker thread, bounded so that a burst
 queues on the limiter instead of opening a connection per request, and the event loop is never
 blocked. Each delivery is logged as one JSON line, without secrets, signatures or payloads.
+
+Shopify retries any non-2xx answer for hours and then removes the subscription, so the body of a
+signed delivery never earns one: what cannot be stored as parsed is quarantined (kept verbatim,
+raised in the exception queue) and answered 200. Only a ledger that cannot be written gets a 503.
 """
 
 import json
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,14 +22,17 @@ from functools import partial
 from typing import Callable, Iterable, Sequence
 
 import anyio
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mirakl_pipelines.ledger import Ledger
+from mirakl_pipelines.ledger.inbox import HEADER_WIDTHS, UnstorablePayload
 from mirakl_pipelines.webhooks.hmac import verify
-from mirakl_pipelines.webhooks.topics import DEFAULT_TOPICS
+from mirakl_pipelines.webhooks.launcher import PushLauncher
+from mirakl_pipelines.webhooks.topics import DEFAULT_TOPICS, FULFILMENT_TOPICS
 
 log = logging.getLogger("mirakl_pipelines.webhooks")
 
@@ -40,8 +48,11 @@ REQUIRED_HEADERS = {
 }
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
-MAX_HEADER_CHARS = 255  # the inbox columns' width
+MAX_HEADER_CHARS = 255  # the widest inbox column; each header is held to its own column (HEADER_WIDTHS)
 LEDGER_WRITERS = 8  # concurrent inserts; more only queue on the database lock
+RETRY_AFTER_SECONDS = 30  # with a 503 when the ledger cannot be written
+# Control characters (tab aside) cannot be sent by a conforming HTTP client, and PostgreSQL text cannot hold NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class _RejectedConstant(ValueError):
@@ -62,9 +73,29 @@ def _parse_triggered_at(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # In UTC now: 0001-01-01T00:00+01:00 has no UTC value and would fail in the ledger.
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def _parse_body(body: bytes) -> tuple[dict | None, str | None]:
+    """(the body as a JSON object, None), or (None, why it is not one) — the reason never quotes the body."""
+    try:
+        payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        return None, "body is not valid JSON (nested too deep to parse)"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits, NaN/Infinity
+        return None, f"body is not valid JSON ({_printable(str(exc))})"
+    if not isinstance(payload, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(payload), "a number")
+        return None, f"body is {kind}, not a JSON object"
+    return payload, None
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    # ASCII with escapes: safe in a log line, a PostgreSQL text column and a terminal.
+    return ascii(text[:limit])[1:-1]
 
 
 @dataclass
@@ -94,8 +125,9 @@ class _Delivery:
 
 class _Receiver:
     def __init__(self, ledger: Ledger, secrets: Sequence[str], max_body_bytes: int, topics: Iterable[str],
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], launcher: PushLauncher | None = None):
         self.ledger = ledger
+        self.launcher = launcher
         self.secrets = tuple(secrets)
         self.max_body_bytes = max_body_bytes
         self.topics = frozenset(topics)
@@ -131,8 +163,10 @@ class _Receiver:
         values = {}
         for field, name in REQUIRED_HEADERS.items():
             value = (headers.get(name) or "").strip()
-            if not value or len(value) > MAX_HEADER_CHARS:
-                problem = "missing" if not value else f"longer than {MAX_HEADER_CHARS} characters"
+            width = HEADER_WIDTHS[field]
+            problem = ("missing" if not value else f"longer than {width} characters" if len(value) > width
+                       else "holds control characters" if _CONTROL.search(value) else None)
+            if problem:
                 delivery.log(400, "rejected", reason=f"header {name} {problem}", level=logging.WARNING)
                 return Response(f"header {name} {problem}", status_code=400)
             values[field] = value
@@ -140,29 +174,49 @@ class _Receiver:
             delivery.log(200, "ignored", reason="topic not accepted")
             return JSONResponse({"status": "ignored"})
 
-        try:
-            payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            delivery.log(400, "rejected", reason="body is not valid JSON", level=logging.WARNING)
-            return Response("body is not valid JSON", status_code=400)
-        if not isinstance(payload, dict):
-            delivery.log(400, "rejected", reason="body is not a JSON object", level=logging.WARNING)
-            return Response("body is not a JSON object", status_code=400)
-
-        event_id = (headers.get(EVENT_ID_HEADER) or "").strip()[:MAX_HEADER_CHARS] or None
+        payload, problem = _parse_body(body)
+        event_id = (headers.get(EVENT_ID_HEADER) or "").strip()[:HEADER_WIDTHS["event_id"]] or None
+        if event_id is not None and _CONTROL.search(event_id):
+            event_id = None  # optional: unreadable is as good as absent
         triggered_header = headers.get(TRIGGERED_AT_HEADER)
         triggered_at = _parse_triggered_at(triggered_header)
-        store = partial(self.ledger.store_webhook, **values, event_id=event_id, triggered_at=triggered_at,
-                        payload=payload, now=self.clock())
+        received_at = self.clock()
+        store = partial(self._store, values, event_id=event_id, triggered_at=triggered_at, body=body,
+                        payload=payload, problem=problem, now=received_at)
         try:
-            stored = await anyio.to_thread.run_sync(store, limiter=self.writers)
-        except Exception as exc:  # the ledger is unavailable: 5xx makes Shopify deliver again later
-            delivery.log(500, "error", reason=f"ledger write failed: {type(exc).__name__}", level=logging.ERROR)
+            outcome, problem = await anyio.to_thread.run_sync(store, limiter=self.writers)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            # The ledger cannot be written (down, locked past the timeout, schema gone): Shopify delivers again later.
+            delivery.log(503, "error", reason=f"ledger unavailable: {type(exc).__name__}", level=logging.ERROR)
+            return Response(status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        except Exception as exc:  # a bug, not the delivery's fault: say so, Shopify retries
+            log.exception("webhook %s: unexpected error", delivery.webhook_id)
+            delivery.log(500, "error", reason=f"unexpected {type(exc).__name__}", level=logging.ERROR)
             return Response(status_code=500)
-        outcome = "stored" if stored else "duplicate"
-        reason = "unreadable X-Shopify-Triggered-At" if triggered_header and triggered_at is None else None
-        delivery.log(200, outcome, reason=reason)
+        if outcome == "stored" and self.launcher is not None and values["topic"] in FULFILMENT_TOPICS:
+            try:  # the push run is started in the background; the answer never depends on it
+                self.launcher.delivered(str(payload.get("order_id")), received_at)
+            except Exception:
+                log.exception("webhook %s: the push launch could not be scheduled", delivery.webhook_id)
+        reason = problem
+        if reason is None and triggered_header and triggered_at is None:
+            reason = "unreadable X-Shopify-Triggered-At"
+        delivery.log(200, outcome, reason=reason, level=logging.WARNING if outcome == "quarantined" else logging.INFO)
         return JSONResponse({"status": outcome})
+
+    def _store(self, values: dict, *, event_id: str | None, triggered_at: datetime | None, body: bytes,
+               payload: dict | None, problem: str | None, now: datetime) -> tuple[str, str | None]:
+        """Store the parsed payload, or quarantine the raw body when it cannot be: (outcome, why quarantined)."""
+        if problem is None:
+            try:
+                stored = self.ledger.store_webhook(**values, event_id=event_id, triggered_at=triggered_at,
+                                                   payload=payload, now=now)
+                return ("stored" if stored else "duplicate"), None
+            except UnstorablePayload as exc:
+                problem = exc.reason
+        quarantined = self.ledger.quarantine_webhook(**values, event_id=event_id, triggered_at=triggered_at,
+                                                     raw_body=body, reason=problem, now=now)
+        return ("quarantined" if quarantined else "duplicate"), problem
 
     async def health(self, request: Request) -> Response:
         try:
@@ -195,11 +249,14 @@ def create_webhook_app(
     max_body_bytes: int = 1_000_000,
     topics: Iterable[str] = DEFAULT_TOPICS,
     clock: Callable[[], datetime] = _utc_now,
+    dagster_graphql_url: str | None = None,
 ) -> Starlette:
     """The receiver for ``POST /webhooks/shopify`` and ``GET /health``, storing into the ledger at ``ledger_url``.
 
     ``secrets``: the app's webhook secret(s); during a rotation pass the new and the old one.
     The app holds one ledger (one engine) as ``app.state.ledger``, closed on lifespan shutdown.
+    ``dagster_graphql_url``: the Dagster webserver's GraphQL endpoint; each stored fulfilment delivery then starts its
+    marketplace's push run at once (``app.state.launcher``); without it the `fulfilment_inbox` sensor does.
     """
     if isinstance(secrets, str):
         raise TypeError("secrets must be a sequence of strings, not one string")
@@ -209,13 +266,17 @@ def create_webhook_app(
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be an int >= 1, got {max_body_bytes!r}")
     ledger = Ledger.connect(ledger_url)
-    receiver = _Receiver(ledger, secrets, max_body_bytes, topics, clock)
+    launcher = (PushLauncher(dagster_graphql_url, partial(_marketplace_of, ledger), clock=clock)
+                if dagster_graphql_url else None)
+    receiver = _Receiver(ledger, secrets, max_body_bytes, topics, clock, launcher)
 
     @asynccontextmanager
     async def lifespan(app):
         try:
             yield
         finally:
+            if launcher is not None:
+                await launcher.aclose()
             ledger.close()
 
     app = Starlette(
@@ -226,4 +287,10 @@ def create_webhook_app(
         lifespan=lifespan,
     )
     app.state.ledger = ledger
+    app.state.launcher = launcher
     return app
+
+
+def _marketplace_of(ledger: Ledger, shopify_order_id: str) -> str | None:
+    link = ledger.order_link_by_shopify_id(shopify_order_id)
+    return link.marketplace if link is not None else None

@@ -30,7 +30,8 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     from mirakl_pipelines.webhooks.app import create_webhook_app
 
     secrets = webhook_secrets(settings)  # before anything starts: a missing secret is a configuration error
-    app = create_webhook_app(settings.ledger_url(), secrets)
+    # With webhooks.dagster_graphql_url, each stored fulfilment starts its push run at once (the sensor stays the net).
+    app = create_webhook_app(settings.ledger_url(), secrets, dagster_graphql_url=settings.webhooks.dagster_graphql_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0

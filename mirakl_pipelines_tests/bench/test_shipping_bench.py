@@ -12,9 +12,17 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from mirakl_pipelines.bench.harness import sandbox_process
+from mirakl_pipelines.bench.harness import run_events, sandbox_process
 from mirakl_pipelines.bench.latency import percentile
-from mirakl_pipelines.bench.shipping import shipping_latencies
+from mirakl_pipelines.bench.shipping import (
+    STAGES,
+    PushRun,
+    Sample,
+    describe_stages,
+    shipping_latencies,
+    stage_seconds,
+    taking_run,
+)
 from mirakl_pipelines.bench.webhook_throughput import bench_webhooks, with_redeliveries
 from mirakl_pipelines.sandbox.shopify.schema import shopify_sdl_path
 
@@ -93,3 +101,69 @@ def test_the_sandbox_process_runs_the_receiver_subscribed_to_the_store(tmp_path)
             (f"{receiver}/webhooks/shopify", ["fulfillments/create", "fulfillments/update"])]
         assert set(sandbox.info["urls"]) == {"decathlon_fr", "leroymerlin_fr", "shopify"}
     assert (tmp_path / "ledger.sqlite").exists()  # the receiver's inbox is the pipelines' ledger
+
+
+def _run(marketplace="m", created=3.0, step=8.0, **moments) -> PushRun:
+    return PushRun(f"run-{marketplace}-{created}", marketplace, created, **{
+        "enqueued": created + 0.5, "starting": created + 1, "process": created + 2.5, "started": created + 4, "step": step,
+        **moments})
+
+
+def test_a_samples_stages_follow_its_moments_and_add_up_to_its_latency():
+    sample = Sample("m", created=0.0, received=0.8, taken=8.3, or23=8.6, shipped=8.9)
+    seconds = stage_seconds(sample, _run())
+    assert len(seconds) == len(STAGES)
+    # webhook, request, submit, queue, process, code, step, OR23, OR24
+    assert seconds == pytest.approx([0.8, 2.2, 0.5, 0.5, 1.5, 1.5, 1.3, 0.3, 0.3])
+    assert sum(seconds) == pytest.approx(sample.shipped - sample.created)
+
+
+def test_moments_out_of_order_or_missing_are_clamped_so_the_stages_still_add_up():
+    # The run was requested (by an earlier tick) before this webhook came: no tick wait, the run's own stages shrink.
+    early = Sample("m", created=0.0, received=4.5, taken=8.3, or23=None, shipped=9.0)
+    seconds = stage_seconds(early, _run(starting=None))
+    assert seconds == pytest.approx([4.5, 0.0, 0.0, 0.0, 1.0, 1.5, 1.3, 0.0, 0.7])
+    # ST01 ships before the ledger records the tracking step: the call's time sits in the first push stage.
+    parcel = Sample("m", created=0.0, received=0.5, taken=8.2, or23=9.5, shipped=9.1)
+    seconds = stage_seconds(parcel, _run())
+    assert seconds[-2:] == pytest.approx([0.9, 0.0]) and sum(seconds) == pytest.approx(9.1)
+
+
+def test_the_taking_run_is_the_last_of_its_marketplace_to_start_its_step_before_the_take():
+    runs = [_run("m", created=0, step=5), _run("m", created=10, step=15), _run("n", created=11, step=14),
+            _run("m", created=20, step=None)]
+    taken = lambda at, code="m": taking_run(Sample(code, 0, 0, at, None, at + 1), runs)  # noqa: E731
+    assert taken(15.5).created == 10
+    assert taken(14.5).created == 0
+    assert taken(14.5, "n").marketplace == "n"
+    assert taken(4.0) is None
+
+
+def test_the_breakdown_gives_each_stage_its_own_percentiles():
+    rows = [[float(n)] * len(STAGES) for n in range(1, 21)]
+    text = describe_stages(rows)
+    assert text.count("10.0 / 19.0 / 20.0") == len(STAGES)
+    assert text.startswith("webhook 10.0 / 19.0 / 20.0 (createdAt → stored")
+    assert text.endswith(f"total {10.0 * len(STAGES):.1f} / {19.0 * len(STAGES):.1f} / {20.0 * len(STAGES):.1f}")
+
+
+def test_run_events_read_a_real_runs_log_into_its_moments(tmp_path):
+    import dagster as dg
+
+    @dg.asset
+    def tiny():
+        return 1
+
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        result = dg.materialize([tiny], instance=instance)
+    run_id = result.run_id
+    events = run_events(tmp_path, [run_id])[run_id]
+    assert [at for _, _, at in events] == sorted(at for _, _, at in events)
+    run = PushRun.from_events(run_id, "m", events[0][2], events)
+    assert run.started is not None and run.step is not None and run.started <= run.step
+    assert run.enqueued is None and run.starting is None and run.process is None  # in process: no queue, no launch
+    launched = PushRun.from_events(run_id, "m", 0.0, [
+        ("RUN_ENQUEUED", "", 0.5), ("RUN_STARTING", "", 1.0), ("ENGINE_EVENT", "Launching", 1.5),
+        ("ENGINE_EVENT", "Started process for run (pid: 7).", 2.0), *events])
+    assert (launched.enqueued, launched.starting, launched.process, launched.started) == (0.5, 1.0, 2.0, run.started)

@@ -21,7 +21,7 @@ def test_project_definitions_load_from_the_shipped_config():
     assert {"orders_decathlon_fr", "orders_closeout_decathlon_fr", "orders_leroymerlin_fr"} <= names
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"eligible_orders_imported", "acceptance_window", "open_import_exceptions", "imported_orders_in_step",
-                      "unacknowledged_fulfilments", "open_carrier_exceptions"}
+                      "unacknowledged_fulfilments", "open_carrier_exceptions", "open_shipping_exceptions"}
     assert {"fulfilment_inbox", "run_failure_alerts"} <= {s.name for s in defs.sensors}
     assert "shipments_sweep_decathlon_fr" in names
 

@@ -5,6 +5,7 @@ import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -108,18 +109,25 @@ def test_orders_are_accepted_then_imported_once(pipeline, sandbox):
     assert "ALP-DISCONTINUED-01" in exceptions["T-3-A"].reason
     assert exceptions["T-4-A"].kind == "acceptance_needed"
 
-    # Nothing new: a third run creates nothing and calls Mirakl once.
+    # Nothing new: a third run creates nothing, calls Mirakl once and writes no parquet.
+    parts_before = sorted(Path(_meta(second, "mirakl_orders")["path"]).glob("part-*.parquet"))
     third = pipeline.run()
     assert _meta(third, "mirakl_orders")["mirakl_calls"] == 1
+    assert (_meta(third, "mirakl_orders")["new"], _meta(third, "mirakl_orders")["updated"]) == (0, 0)
+    assert sorted(Path(_meta(third, "mirakl_orders")["path"]).glob("part-*.parquet")) == parts_before
     assert _meta(third, "shopify_orders")["imported"] == 0
     # Only the two orders still waiting for an operator are looked at again; the imported ones are settled.
     assert _meta(third, "shopify_orders")["examined"] == 2
     assert len(sandbox.store.orders()) == 2
 
-    # The day's raw orders are in parquet, money as decimal128.
-    table = pq.read_table(_meta(third, "mirakl_orders")["path"])
-    assert table.schema.field("total_price").type == raw_dataset.SCHEMA.field("total_price").type
+    # The day's raw orders are in parquet, money as decimal128; the latest version of each order wins.
+    folder = _meta(third, "mirakl_orders")["path"]
+    assert pq.read_schema(next(Path(folder).glob("part-*.parquet"))).field("total_price").type == \
+        raw_dataset.SCHEMA.field("total_price").type
+    table = raw_dataset.read_day(pipeline.settings.resolve_path(pipeline.settings.warehouse_path), MKP,
+                                 datetime.now(timezone.utc).date())
     assert sorted(table.column("order_id").to_pylist()) == ["T-1-A", "T-2-A", "T-3-A", "T-4-A"]
+    assert dict(zip(table.column("order_id").to_pylist(), table.column("order_state").to_pylist()))["T-1-A"] == "SHIPPING"
 
 
 def test_checks_flag_acceptance_window_and_exceptions(pipeline, sandbox):

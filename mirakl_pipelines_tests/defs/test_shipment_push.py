@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from mirakl_pipelines.config import PROJECT_ROOT
-from mirakl_pipelines.defs.fulfilments.assets import shipment_checks
+from mirakl_pipelines.defs.fulfilments.checks import shipment_checks
 from mirakl_pipelines.defs.fulfilments.push import ShipmentPush
-from mirakl_pipelines.defs.resources import LedgerResource
+from mirakl_pipelines.defs.resources import LedgerResource, SettingsResource
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.sandbox.server import serve_in_thread
@@ -122,7 +122,8 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
 
         sensor = pipeline.defs.resolve_sensor_def("fulfilment_inbox")
         context = dg.build_sensor_context(instance=instance, cursor="0", definitions=pipeline.defs,
-                                          resources={"ledger": LedgerResource(url=settings.ledger_default_url)})
+                                          resources={"ledger": LedgerResource(url=settings.ledger_default_url),
+                                                     "settings": SettingsResource(config_path=str(config_path))})
         result = sensor.evaluate_tick(context)
         [request] = result.run_requests
         assert request.partition_key.endswith(f"|{MKP}") and int(result.cursor) > 0
@@ -137,7 +138,7 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
         later = datetime.now(timezone.utc) + timedelta(hours=2)
         or11 = sim.calls["OR11"]
         with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
-            red = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), later)}
+            red = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), settings.marketplaces, later)}
         late = red["unacknowledged_fulfilments"]
         assert not late.passed and late.metadata["late"].value == 2 and late.metadata["orders_read_back"].value == 2
         assert "D-1-A: Mirakl SHIPPING" in late.metadata["orders"].value and "D-2-A" in late.metadata["orders"].value
@@ -146,7 +147,7 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
         pipeline.run()
         or11 = sim.calls["OR11"]
         with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
-            late = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), later)}[
+            late = {c.check_name: c for c in shipment_checks(_push(settings, sandbox, ledger, sh21=[]), settings.marketplaces, later)}[
                 "unacknowledged_fulfilments"]
         assert not late.passed and late.metadata["orders_verified_by_refresh"].value == 2
         assert late.metadata["orders_read_back"].value == 0 and sim.calls["OR11"] == or11
@@ -158,3 +159,26 @@ def test_inbox_sensor_requests_a_run_that_ships_and_the_check_turns_red_on_rejec
         assert all(e.passed for e in run.get_asset_check_evaluations())
     assert {sim.get_order(o)["order_state"] for o in ("D-1-A", "D-2-A")} == {"SHIPPED"}
     assert checks["open_carrier_exceptions"].passed
+
+
+def test_every_order_of_a_run_ships_before_any_invoice_is_uploaded(settings, config_path, sandbox):
+    # An invoice (fetch + OR74) takes longer than OR23 + OR24: a run's later orders must not wait behind it.
+    sim, store = sandbox.sims[MKP], sandbox.store
+    orders = ["I-1-A", "I-2-A", "I-3-A"]
+    for order_id in orders:
+        sim.add_order(_order(order_id, [_line("ALP-MERINO-S", 1)], state="SHIPPING"))
+    with dg.instance_for_test() as instance:
+        assert _meta(Pipeline(settings, config_path, instance).run(), "shopify_orders")["imported"] == 3
+    warehouse = Warehouse(store, seed=5, delay_seconds=0, partial_share=0, unknown_carrier_share=0)
+    assert len(warehouse.step()) == 3
+
+    with closing(Ledger.connect(settings.ledger_default_url)) as ledger:
+        push = _push(settings, sandbox, ledger)
+        for fulfilment in store.fulfillments.values():
+            order_id = store.order_record(fulfilment["orderId"])["sourceIdentifier"].split(":", 1)[1]
+            push.record(order_id, _fulfilment_of(store, fulfilment))
+        report = push.push()
+        assert (report.shipped, report.invoices_uploaded) == (3, 3), report
+        pushes = [p for order_id in orders for p in ledger.get_pushes(MKP, order_id)]
+        assert max(p.or24.at for p in pushes) <= min(p.or74.at for p in pushes)
+    assert all(sim.get_order(order_id)["order_state"] == "SHIPPED" for order_id in orders)

@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 
 from mirakl_pipelines.ledger import InvalidLedgerInput, Ledger, LedgerError
-from mirakl_pipelines.ledger.inbox import payload_ids, payload_to_json
+from mirakl_pipelines.ledger.inbox import (
+    MAX_PAYLOAD_DEPTH,
+    QUARANTINE_KIND,
+    QUARANTINE_MARKETPLACE,
+    UnstorablePayload,
+    payload_ids,
+    payload_to_json,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 SHOP = "brand.myshopify.com"
@@ -107,6 +114,73 @@ def test_payload_json_keeps_numbers_and_refuses_non_json():
         payload_to_json({"a": Decimal("NaN")})
 
 
+def _deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
+def test_payload_json_refuses_what_cannot_be_stored_as_parsed_saying_where():
+    assert payload_to_json(_deep(MAX_PAYLOAD_DEPTH)).count("{") == MAX_PAYLOAD_DEPTH
+    where = rf'\$(\["k"\]){{8}}…\({MAX_PAYLOAD_DEPTH - 8} more levels\)$'
+    with pytest.raises(ValueError, match=rf"nesting deeper than {MAX_PAYLOAD_DEPTH} levels at {where}"):
+        payload_to_json(_deep(MAX_PAYLOAD_DEPTH + 1))
+    with pytest.raises(ValueError, match=r'NUL character .* at \$\["lines"\]\[1\]\["sku"\]$'):
+        payload_to_json({"lines": [{}, {"sku": "A\x00"}]})
+    with pytest.raises(ValueError, match=r'lone surrogate .* at \$\["a\\udc00"\]$'):
+        payload_to_json({"a\udc00": 1})
+    assert payload_to_json({"emoji": "\U0001F600", "tab": "\t"}) == '{"emoji":"\\ud83d\\ude00","tab":"\\t"}'
+
+
+def test_store_refuses_an_unstorable_payload_with_the_reason_and_stores_nothing(ledger):
+    cases = {
+        "wh-nul": ({"id": 1, "tracking_number": "6A\x00"}, "NUL character"),
+        "wh-sur": ({"id": 1, "order_id": "\ud800"}, "lone surrogate"),
+        "wh-deep": ({"id": 1, "x": _deep(MAX_PAYLOAD_DEPTH)}, "nesting deeper than"),
+        "wh-wide": ({"id": int("9" * 129), "order_id": 1}, "resource id is 129 characters long"),
+        "wh-list": (["not", "an", "object"], "must be a JSON object"),
+    }
+    for webhook_id, (payload, why) in cases.items():
+        with pytest.raises(UnstorablePayload, match=f"webhook '{webhook_id}'") as raised:
+            store(ledger, webhook_id, payload=payload)
+        assert why in raised.value.reason and webhook_id not in raised.value.reason
+    assert ledger.latest_inbox_id() == 0
+    assert store(ledger, "wh-edge", payload={"id": int("9" * 128), "x": _deep(MAX_PAYLOAD_DEPTH - 1)}) is True
+
+
+def quarantine(ledger, webhook_id, raw, *, reason="body is not valid JSON (Expecting value)", now=T0):
+    return ledger.quarantine_webhook(webhook_id=webhook_id, topic="fulfillments/create", shop_domain=SHOP,
+                                     api_version="2026-07", event_id=None, triggered_at=T0, raw_body=raw,
+                                     reason=reason, now=now)
+
+
+def test_a_quarantined_delivery_is_kept_verbatim_hidden_from_readers_and_raised_once(ledger):
+    raw = b'{"id": "\\u0000", "bytes": "\x00\xff\xed\xa0\x80"}'
+    store(ledger, "wh-1", payload={"id": 1, "order_id": 2})
+    assert quarantine(ledger, "wh-2", raw, now=T0 + timedelta(seconds=1)) is True
+    store(ledger, "wh-3", payload={"id": 3, "order_id": 4})
+    # The readers (fulfilment sensor: inbox_after; push: unprocessed) never meet it, whatever their cursor or limit.
+    assert [e.webhook_id for e in ledger.inbox_after(0)] == ["wh-1", "wh-3"]
+    first = ledger.inbox_after(0, limit=1)[0]
+    assert [e.webhook_id for e in ledger.inbox_after(first.id, limit=1)] == ["wh-3"]
+    assert [e.webhook_id for e in ledger.unprocessed(topics=["fulfillments/create"])] == ["wh-1", "wh-3"]
+    [kept] = ledger.quarantined_webhooks()
+    assert (kept.webhook_id, kept.raw_body, kept.reason) == ("wh-2", raw, "body is not valid JSON (Expecting value)")
+    assert (kept.triggered_at, kept.received_at) == (T0, T0 + timedelta(seconds=1))
+    assert ledger.quarantined_webhooks(after=kept.id) == []
+    [exception] = ledger.open_exceptions(QUARANTINE_MARKETPLACE, [QUARANTINE_KIND])
+    assert exception.record_id == "wh-2" and f"inbox #{kept.id}" in exception.reason
+    assert "body is not valid JSON" in exception.reason and SHOP in exception.reason
+    assert exception.details["bytes"] == len(raw) and exception.details["inbox_id"] == kept.id
+    # Redeliveries of the same webhook id, poisoned or not, are duplicates: nothing more is stored or raised.
+    assert quarantine(ledger, "wh-2", raw) is False
+    assert store(ledger, "wh-2", payload={"id": 9}) is False
+    assert quarantine(ledger, "wh-1", raw) is False
+    assert len(ledger.quarantined_webhooks()) == 1
+    assert [e.occurrences for e in ledger.open_exceptions(QUARANTINE_MARKETPLACE)] == [1]
+
+
 def test_bad_input_is_refused_naming_the_webhook(ledger):
     with pytest.raises(InvalidLedgerInput, match="webhook 'wh-x'.*topic"):
         store(ledger, "wh-x", topic="")
@@ -116,6 +190,10 @@ def test_bad_input_is_refused_naming_the_webhook(ledger):
         store(ledger, "wh-z", payload=["not", "an", "object"])
     with pytest.raises(InvalidLedgerInput, match="webhook 'wh-n'.*JSON"):
         store(ledger, "wh-n", payload={"amount": float("nan")})
+    with pytest.raises(InvalidLedgerInput, match="webhook 'wh-q'.*raw_body must be bytes"):
+        quarantine(ledger, "wh-q", "text")
+    with pytest.raises(InvalidLedgerInput, match="webhook 'wh-r'.*reason"):
+        quarantine(ledger, "wh-r", b"x", reason="")
     with pytest.raises(InvalidLedgerInput, match="cursor"):
         ledger.inbox_after(-1)
     with pytest.raises(InvalidLedgerInput, match="limit"):

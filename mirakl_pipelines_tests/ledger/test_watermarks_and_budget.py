@@ -121,3 +121,133 @@ def test_reserve_bad_input(ledger):
         ledger.reserve("k", 1, max_wait=-0.5)
     with pytest.raises(InvalidLedgerInput, match=r"call budget: key must be a non-empty string"):
         ledger.reserve("", 1)
+
+
+# --- live and background classes, on both backends ----------------------------------------------------
+
+def test_the_ledger_books_both_classes_as_the_pure_rule_does(clocked_ledger):
+    from mirakl_pipelines.mirakl.budget import BACKGROUND, LIVE, InMemoryBudget
+
+    ledger, clock = clocked_ledger
+    memory = InMemoryBudget(clock=clock)
+    steps = [(0, LIVE, 20), (1, BACKGROUND, 120), (1, BACKGROUND, 120), (5, LIVE, 20), (70, BACKGROUND, 120),
+             (10, LIVE, 200), (200, BACKGROUND, 0), (1, LIVE, 0), (30, BACKGROUND, 120), (40, LIVE, 20),
+             (0, BACKGROUND, 120)]
+    for advance, priority, max_wait in steps:
+        clock.now += advance
+        expected = memory.book("decathlon_fr:OR11", 60, max_wait, priority)
+        assert ledger.book("decathlon_fr:OR11", 60, max_wait, priority) == expected
+
+
+def test_a_refused_live_booking_holds_the_slot_in_the_ledger_for_other_processes(ledger_url):
+    from mirakl_pipelines.mirakl.budget import BACKGROUND
+
+    clock = FakeClock()
+    refresh, backfill = Ledger.connect(ledger_url, clock=clock), Ledger.connect(ledger_url, clock=clock)
+    try:
+        assert refresh.reserve("k", 60) == 0
+        assert refresh.reserve("k", 60, max_wait=20) == 60  # the refresh skips
+        clock.now += 61
+        assert not backfill.book("k", 60, 120, BACKGROUND).booked  # the other process leaves it to the catch-up
+        assert refresh.reserve("k", 60, max_wait=20) == 0
+        assert backfill.book("k", 60, 120, BACKGROUND).wait == pytest.approx(60)
+        assert backfill.next_slot("k", 60) == pytest.approx(clock.now + 120)
+    finally:
+        refresh.close()
+        backfill.close()
+
+
+def test_concurrent_live_and_background_callers_never_break_the_interval(ledger_url):
+    import threading
+
+    from mirakl_pipelines.mirakl.budget import BackgroundBudget
+
+    interval, slots, lock = 0.05, [], threading.Lock()
+    ledgers = [Ledger.connect(ledger_url) for _ in range(4)]
+
+    class Recording:  # the slot each booking stored, exactly
+        def __init__(self, ledger):
+            self.ledger = ledger
+
+        def book(self, *args):
+            booking = self.ledger.book(*args)
+            if booking.booked:
+                with lock:
+                    slots.append(booking.state.last_slot)
+            return booking
+
+        def reserve(self, key, min_interval, max_wait=float("inf")):
+            return self.book(key, min_interval, max_wait).wait
+
+    def caller(ledger, background: bool):
+        budget = BackgroundBudget(Recording(ledger)) if background else Recording(ledger)
+        for _ in range(4):
+            assert budget.reserve("shared:OR11", interval) >= 0
+
+    threads = [threading.Thread(target=caller, args=(lg, i % 2 == 1)) for i, lg in enumerate(ledgers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for lg in ledgers:
+            lg.close()
+    slots.sort()
+    assert len(slots) == 16
+    assert min(b - a for a, b in zip(slots, slots[1:])) >= interval - 1e-6  # epoch doubles: ~0.2 µs resolution
+
+
+def test_next_slot_books_nothing(clocked_ledger):
+    ledger, clock = clocked_ledger
+    assert ledger.next_slot("k", 10) == clock.now
+    ledger.reserve("k", 10)
+    assert ledger.next_slot("k", 10) == clock.now + 10
+    assert ledger.reserve("k", 10) == pytest.approx(10)
+
+
+# --- refreshes owed ------------------------------------------------------------------------------------
+
+def _at(clock) -> datetime:
+    return datetime.fromtimestamp(clock.now, timezone.utc)
+
+
+def test_a_refresh_owed_is_listed_until_a_fetch_ends_after_it(clocked_ledger):
+    ledger, clock = clocked_ledger
+    assert ledger.refresh_debts("orders") == []
+    owed_at = ledger.owe_refresh("orders", "decathlon_fr", DAY, _at(clock) + timedelta(seconds=40), "OR11 slot taken")
+    (debt,) = ledger.refresh_debts("orders")
+    assert (debt.marketplace, debt.day, debt.owed_at, debt.owed_since, debt.times, debt.settled) == (
+        "decathlon_fr", DAY, owed_at, owed_at, 1, False)
+    assert debt.slot_opens_at == owed_at + timedelta(seconds=40) and debt.reason == "OR11 slot taken"
+    ledger.set_watermark("orders", "decathlon_fr", DAY, owed_at - timedelta(seconds=1))  # a fetch from before
+    assert not ledger.refresh_debts("orders")[0].settled
+    ledger.set_watermark("orders", "carrefour_fr", DAY, owed_at + timedelta(seconds=1))  # another marketplace
+    assert not ledger.refresh_debts("orders")[0].settled
+    ledger.set_watermark("orders", "decathlon_fr", DAY + timedelta(days=1), owed_at + timedelta(seconds=5))
+    assert ledger.refresh_debts("orders")[0].settled  # any later fetch of the marketplace settles it
+    assert ledger.refresh_debts("refunds") == []
+
+
+def test_owing_again_keeps_one_row_per_marketplace(clocked_ledger):
+    ledger, clock = clocked_ledger
+    first = ledger.owe_refresh("orders", "decathlon_fr", DAY, _at(clock), "OR11 slot taken")
+    clock.now += 70
+    second = ledger.owe_refresh("orders", "decathlon_fr", DAY, _at(clock) + timedelta(seconds=10), "run r1 failed")
+    (debt,) = ledger.refresh_debts("orders")
+    assert (debt.owed_since, debt.owed_at, debt.times, debt.reason) == (first, second, 2, "run r1 failed")
+    ledger.set_watermark("orders", "decathlon_fr", DAY, second + timedelta(seconds=1))
+    clock.now += 70
+    third = ledger.owe_refresh("orders", "decathlon_fr", DAY, _at(clock), "OR11 slot taken")
+    (debt,) = ledger.refresh_debts("orders")
+    assert (debt.owed_since, debt.owed_at, debt.times, debt.settled) == (third, third, 1, False)  # a new debt
+
+
+def test_owe_refresh_bad_input(ledger):
+    when = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    with pytest.raises(InvalidLedgerInput, match=r"refresh owed orders/: marketplace must be a non-empty string"):
+        ledger.owe_refresh("orders", "", DAY, when, "x")
+    with pytest.raises(InvalidLedgerInput, match=r"refresh owed orders/decathlon_fr: slot_opens_at .* is naive"):
+        ledger.owe_refresh("orders", "decathlon_fr", DAY, datetime(2026, 3, 2, 9, 0), "x")
+    with pytest.raises(InvalidLedgerInput, match=r"refresh owed orders/decathlon_fr: day must be a datetime.date"):
+        ledger.owe_refresh("orders", "decathlon_fr", when, when, "x")

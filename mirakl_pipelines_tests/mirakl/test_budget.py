@@ -162,3 +162,127 @@ def test_external_partner_limit_matches_the_spec():
     assert set(documented) == {op for op, limits in MIN_INTERVAL_SECONDS.items() if "external_partner" in limits}
     assert "every 15 minutes" in documented["OR11"]
     assert min_interval("OR11", "external_partner") == 15 * 60
+
+
+# --- live and background bookings ------------------------------------------------------------------
+
+from hypothesis import given, settings as hypothesis_settings, strategies as st  # noqa: E402
+
+from mirakl_pipelines.mirakl.budget import (  # noqa: E402
+    BACKGROUND,
+    LIVE,
+    BackgroundBudget,
+    Booking,
+    SlotState,
+    book_slot,
+)
+
+I = 60.0
+
+
+def test_a_background_booking_takes_one_slot_after_a_live_one_then_lets_the_next_live_through():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    assert budget.book("k", I, priority=LIVE).wait == 0  # live at t0
+    first = budget.book("k", I, priority=BACKGROUND)
+    assert first.booked and first.wait == I  # right after a live booking: the next slot, t0+60
+    second = budget.book("k", I, priority=BACKGROUND)
+    assert not second.booked and second.wait == 2 * I  # never two background slots in a row ahead
+    clock.now += 10
+    live = budget.book("k", I, priority=LIVE)
+    assert live.booked and live.wait == 2 * I - 10  # t0+120: delayed one interval by the background slot, no more
+
+
+def test_a_refused_live_caller_holds_the_slot_against_background_callers_until_it_books():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    budget.book("k", I)  # t0
+    refused = budget.book("k", I, max_wait=20)
+    assert not refused.booked and refused.wait == I  # the refresh skips: its slot t0+60 is held for it
+    clock.now += I + 5  # the slot opened; the catch-up is on its way
+    held = budget.book("k", I, priority=BACKGROUND)
+    assert not held.booked and held.wait == pytest.approx(I + I - (I + 5))  # until t0+120 at most
+    assert budget.book("k", I, max_wait=20).wait == 0  # the catch-up books at once, releasing the hold
+    after = budget.book("k", I, priority=BACKGROUND)
+    assert after.booked and after.wait == I  # and the background caller follows it
+
+
+def test_a_hold_expires_when_no_live_caller_claims_it():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    budget.book("k", I)
+    budget.book("k", I, max_wait=1)  # refused: hold until t0+120
+    clock.now += 2 * I
+    assert budget.book("k", I, priority=BACKGROUND).booked
+
+
+def test_background_slot_free_now_is_booked_whatever_came_before():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    assert budget.book("k", I, priority=BACKGROUND).booked
+    clock.now += I
+    assert budget.book("k", I, priority=BACKGROUND) == Booking(0.0, True, SlotState(clock.now, BACKGROUND, None))
+
+
+def test_unknown_priority_is_refused():
+    with pytest.raises(ValueError, match="priority 'urgent'"):
+        book_slot(SlotState(), 0.0, I, 0.0, "urgent")
+
+
+_steps = st.lists(st.tuples(st.floats(0, 3 * I), st.sampled_from([LIVE, BACKGROUND]),
+                            st.sampled_from([0.0, 20.0, I, 150.0, float("inf")])), max_size=40)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(_steps)
+def test_priority_invariants(steps):
+    """Mirakl's limit holds whatever the class; a live caller waits at most one interval more than live
+    bookings alone impose; no background slot is booked while a refused live caller is owed its slot."""
+    clock = FakeClock(0.0)
+    budget = InMemoryBudget(clock)
+    slots: list[float] = []
+    last_live = None
+    owed = None  # (refused at, slot it would have had) while no live caller has booked since
+    for advance, priority, max_wait in steps:
+        clock.now += advance
+        booking = budget.book("k", I, max_wait, priority)
+        if priority == LIVE:
+            bound = max(0.0, (last_live + I - clock.now) if last_live is not None else 0.0) + I
+            assert booking.wait <= bound + 1e-9
+            if booking.booked:
+                last_live, owed = clock.now + booking.wait, None
+            else:
+                owed = clock.now + booking.wait
+        elif booking.booked:
+            assert owed is None or clock.now >= owed + I, "a background caller took the slot owed to a live one"
+        if booking.booked:
+            slots.append(clock.now + booking.wait)
+    assert slots == sorted(slots)
+    assert all(b - a >= I - 1e-9 for a, b in zip(slots, slots[1:]))
+
+
+class SteppedClock(FakeClock):
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_background_budget_waits_behind_the_live_caller_owed_the_slot():
+    clock = SteppedClock()
+    shared = InMemoryBudget(clock)
+    shared.book("k", I)
+    shared.book("k", I, max_wait=0)  # a live caller refused: owed t0+60, held to t0+120
+    background = BackgroundBudget(shared, sleep=clock.sleep, clock=clock)
+    assert background.reserve("k", I, max_wait=300) == 0.0  # polled until the hold ended at t0+120, then booked
+    assert clock.now == pytest.approx(1000 + 2 * I)
+
+
+def test_background_budget_gives_up_past_max_wait_booking_nothing():
+    clock = SteppedClock()
+    shared = InMemoryBudget(clock)
+    shared.book("k", I)
+    shared.book("k", I, max_wait=0)
+    background = BackgroundBudget(shared, sleep=clock.sleep, clock=clock)
+    assert background.reserve("k", I, max_wait=30) > 30  # the client raises CallBudgetExceeded, unsent
+    assert clock.now <= 1000 + 30
+    live = shared.book("k", I, max_wait=I)
+    assert live.booked and clock.now + live.wait == 1000 + I  # nothing was booked: the live caller's slot did not move

@@ -15,7 +15,8 @@ from mirakl_pipelines.sandbox.server import serve_in_thread
 from mirakl_pipelines_tests.reference import reference_file
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
-KNOBS = {"latency_ms", "error_5xx_rate", "burst_429", "retry_after_seconds", "drop_rate", "seed"}
+KNOBS = {"latency_ms", "error_5xx_rate", "burst_429", "retry_after_seconds", "drop_rate", "lose_writes",
+         "lost_answer_status", "path_filter", "seed"}
 DEFAULTS = Faults().as_dict()
 
 
@@ -232,3 +233,59 @@ def test_control_routes_are_never_fault_injected(target):
     # And the knobs can always be turned off, however faulty the API is.
     assert set_knobs(target, **DEFAULTS) == DEFAULTS
     assert target.api_call().status_code == 200
+
+
+# ---- lost answers and targeted faults (Mirakl) ------------------------------------------------------------
+
+
+@pytest.fixture
+def mirakl_with_order():
+    """A Mirakl sandbox (the module's Mirakl target) holding one order awaiting acceptance, line L-1-1."""
+    target, server = _mirakl_target()
+    order = {"order_id": "L-1", "lines": [{"sku": "S", "title": "T", "quantity": 1, "unit_price": "9.90"}]}
+    created = target.http.post("/_sandbox/orders", json=order)
+    try:
+        assert created.status_code == 201, created.text
+        yield target
+    finally:
+        target.http.close()
+        server.stop()
+
+
+def _accept(target: Target, line_id: str = "L-1-1") -> httpx.Response:
+    return target.http.put("/api/orders/L-1/accept", headers={"Authorization": "faults-key"},
+                           json={"order_lines": [{"accepted": True, "id": line_id}]})
+
+
+def _state(target: Target) -> str:
+    return target.http.get("/_sandbox/orders/L-1").json()["order_state"]
+
+
+def test_lose_writes_applies_the_write_then_answers_a_gateway_error(mirakl_with_order):
+    target = mirakl_with_order
+    set_knobs(target, lose_writes=1)
+    assert target.api_call().status_code == 200  # reads are never lost, and do not use the count up
+    response = _accept(target)
+    assert response.status_code == 502 and response.headers["content-type"].startswith("text/html")
+    assert _state(target) != "WAITING_ACCEPTANCE"  # applied all the same
+    assert knobs(target)["lose_writes"] == 0
+    again = _accept(target)  # what a client's retry meets
+    assert again.status_code == 400 and again.json()["code"] == "ORDER_INVALID_STATE"
+
+
+def test_lose_writes_with_status_0_drops_the_connection_after_applying(mirakl_with_order):
+    target = mirakl_with_order
+    set_knobs(target, lose_writes=1, lost_answer_status=0)
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        _accept(target)
+    assert _state(target) != "WAITING_ACCEPTANCE"
+
+
+def test_path_filter_aims_the_faults_at_one_route(mirakl_with_order):
+    target = mirakl_with_order
+    set_knobs(target, burst_429=1, retry_after_seconds=3600, path_filter="/accept")
+    assert target.api_call().status_code == 200  # OR11 untouched, the burst kept for OR21
+    refused = _accept(target)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "3600"
+    assert _state(target) == "WAITING_ACCEPTANCE"
+    assert _accept(target).status_code == 204

@@ -263,6 +263,34 @@ def test_seed_backlog_leaves_shipping_and_waiting_acceptance_orders():
     assert len(scenario.placed) == 5 * len(MARKETS)
 
 
+def test_seed_past_days_places_orders_a_backfill_of_those_days_finds():
+    scenario = make_scenario()
+    first = scenario.seed_past_days(3, per_day=6)
+    today = START.date()
+    assert first == today - timedelta(days=3)
+    for code, sim in scenario.sims.items():
+        orders = sim.orders()
+        by_day = Counter(o["created_date"].date() for o in orders)
+        assert by_day == {today - timedelta(days=n): 6 for n in (1, 2, 3)}
+        for order in orders:
+            day = order["created_date"].date()
+            # A backfill fetches a day by update date: every update of a seeded order stays in its day.
+            assert order["last_updated_date"].date() == day
+            assert (order["acceptance_decision_date"] or order["created_date"]).date() == day
+            if order["order_state"] == "SHIPPING":
+                assert order["customer_debited_date"] is not None
+        states = Counter((o["created_date"].date(), o["order_state"]) for o in orders)
+        yesterday = today - timedelta(days=1)
+        # Only yesterday's still wait for acceptance: older ones would be past the 72 h window.
+        assert states[(yesterday, "WAITING_ACCEPTANCE")] == 2
+        assert sum(n for (day, state), n in states.items() if state == "WAITING_ACCEPTANCE") == 2
+        assert all(states[(today - timedelta(days=n), "REFUSED")] == 1 for n in (1, 2, 3))
+        assert states[(today - timedelta(days=3), "SHIPPING")] == 5
+        window = sim.list_orders({"start_update_date": f"{first}T00:00:00Z", "end_update_date": f"{first}T23:59:59Z",
+                                  "paginate": "false"})
+        assert {o["order_id"] for o in window["orders"]} == {o["order_id"] for o in orders if o["created_date"].date() == first}
+
+
 # ---- through the real servers --------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from mirakl_pipelines.shopify.client import ShopifyClient, search_value
+from mirakl_pipelines.shopify.models import order_ref_metafield
 from mirakl_pipelines.shopify.errors import (
     ShopifyAmbiguousWrite,
     ShopifyAuthError,
@@ -46,6 +47,11 @@ def found(*nodes):
     return ok({"orders": {"nodes": list(nodes), "pageInfo": {"hasNextPage": False, "endCursor": None}}})
 
 
+def by_ref(*nodes):
+    """An answer to the aliased OrderByIdentifier batch: r0, r1… (None: no such order)."""
+    return ok({f"r{i}": node for i, node in enumerate(nodes)}, requested=len(nodes), actual=len(nodes))
+
+
 class Script:
     """Answers each request with the next scripted reply for its operation; records every request."""
 
@@ -79,7 +85,7 @@ def make_client(script, slept, **kw):
                          backoff_base=0.01, sleep=slept.append, **kw)
 
 
-ORDER = {"sourceIdentifier": "MK-1", "sourceName": "mirakl", "lineItems": [
+ORDER = {"sourceIdentifier": "MK-1", "sourceName": "mirakl", "metafields": [order_ref_metafield("MK-1")], "lineItems": [
     {"sku": "ALP-TRAIL-42", "quantity": 1,
      "priceSet": {"shopMoney": {"amount": Decimal("89.90"), "currencyCode": "EUR"}}}]}
 
@@ -256,38 +262,50 @@ def test_mutation_is_resent_when_the_request_never_left(slept):
 
 
 def test_create_order_lost_answer_returns_the_existing_order(slept):
-    script = Script(OrderCreate=[httpx.ReadTimeout("answer lost")],
-                    FindOrdersBySourceIdentifier=[found(order_node(7, "MK-1"))])
+    script = Script(OrderCreate=[httpx.ReadTimeout("answer lost")], OrderByIdentifier=[by_ref(order_node(7, "MK-1"))])
     with make_client(script, slept) as client:
         ref = client.create_order(ORDER)
     assert ref.id == "gid://shopify/Order/7" and ref.legacy_id == "7" and ref.name == "#1007"
-    assert script.operations() == ["OrderCreate", "FindOrdersBySourceIdentifier"]
-    assert script.bodies[1]["variables"]["query"] == 'source_identifier:"MK-1"'
+    assert script.operations() == ["OrderCreate", "OrderByIdentifier"]  # read directly, not searched
+    assert script.bodies[1]["variables"] == {
+        "identifier0": {"customId": {"namespace": "mirakl", "key": "order_ref", "value": "MK-1"}}}
+    assert "r0: orderByIdentifier(identifier: $identifier0)" in script.bodies[1]["query"]
 
 
 def test_create_order_5xx_and_absent_is_sent_again(slept):
-    script = Script(OrderCreate=[httpx.Response(503, text="x"), created(3)],
-                    FindOrdersBySourceIdentifier=[found()])
+    script = Script(OrderCreate=[httpx.Response(503, text="x"), created(3)], OrderByIdentifier=[by_ref(None)])
     with make_client(script, slept) as client:
         assert client.create_order(ORDER).id == "gid://shopify/Order/3"
-    assert script.operations() == ["OrderCreate", "FindOrdersBySourceIdentifier", "OrderCreate"]
+    assert script.operations() == ["OrderCreate", "OrderByIdentifier", "OrderCreate"]
 
 
-def test_create_order_look_up_ignores_loose_search_matches(slept):
-    script = Script(OrderCreate=[httpx.ReadTimeout("x"), created(3)],
-                    FindOrdersBySourceIdentifier=[found(order_node(9, "MK-10"))])
+def test_create_order_refused_because_the_reference_is_taken_links_the_existing_order(slept):
+    """A concurrent run created the order between our look-up and our create: Shopify refuses the unique value."""
+    taken = ok({"orderCreate": {"order": None, "userErrors": [
+        {"field": ["order", "metafields", "0", "value"], "message": "Value has already been taken", "code": "INVALID"}]}})
+    script = Script(OrderCreate=[taken], OrderByIdentifier=[by_ref(order_node(8, "MK-1"))])
     with make_client(script, slept) as client:
-        assert client.create_order(ORDER).id == "gid://shopify/Order/3"
+        assert client.create_order(ORDER).id == "gid://shopify/Order/8"
+    assert script.operations() == ["OrderCreate", "OrderByIdentifier"]
+
+
+def test_create_order_other_refusals_are_not_looked_up(slept):
+    refused = ok({"orderCreate": {"order": None, "userErrors": [
+        {"field": ["order", "lineItems"], "message": "Line items must have at least one line item", "code": "INVALID"}]}})
+    script = Script(OrderCreate=[refused], OrderByIdentifier=[by_ref(order_node(8, "MK-1"))])
+    with make_client(script, slept) as client, pytest.raises(ShopifyUserError, match="lineItems"):
+        client.create_order(ORDER)
+    assert script.operations() == ["OrderCreate"]
 
 
 def test_create_order_gives_up_after_max_retries(slept):
-    script = Script(OrderCreate=[httpx.ReadTimeout("x")], FindOrdersBySourceIdentifier=[found()])
+    script = Script(OrderCreate=[httpx.ReadTimeout("x")], OrderByIdentifier=[by_ref(None)])
     with make_client(script, slept, max_retries=2) as client, pytest.raises(ShopifyAmbiguousWrite):
         client.create_order(ORDER)
     assert script.operations().count("OrderCreate") == 3
 
 
-def test_create_order_without_source_identifier_cannot_be_reconciled(slept):
+def test_create_order_without_order_ref_cannot_be_reconciled(slept):
     script = Script(OrderCreate=[httpx.ReadTimeout("x"), created()])
     with make_client(script, slept) as client, pytest.raises(ShopifyAmbiguousWrite):
         client.create_order({"lineItems": ORDER["lineItems"]})
@@ -383,7 +401,7 @@ def test_pagination_must_advance(slept):
 
 def test_create_order_failed_look_up_stays_ambiguous(slept):
     script = Script(OrderCreate=[httpx.ReadTimeout("x"), created()],
-                    FindOrdersBySourceIdentifier=[httpx.Response(503, text="down")])
+                    OrderByIdentifier=[httpx.Response(503, text="down")])
     with make_client(script, slept, max_retries=1) as client, pytest.raises(ShopifyAmbiguousWrite, match="MK-1"):
         client.create_order(ORDER)
     assert script.operations().count("OrderCreate") == 1

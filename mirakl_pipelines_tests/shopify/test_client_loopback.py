@@ -10,6 +10,7 @@ import pytest
 from mirakl_pipelines.sandbox.server import serve_in_thread
 from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.errors import ShopifyAuthError, ShopifyUserError
+from mirakl_pipelines.shopify.models import order_ref_metafield
 from mirakl_pipelines_tests.reference import reference_file
 
 sandbox_app = pytest.importorskip("mirakl_pipelines.sandbox.shopify.app",
@@ -52,6 +53,7 @@ def order_input(source_identifier: str, variant, quantity: int = 1) -> dict:
         "currency": "EUR",
         "email": "buyer@example.com",
         "tags": ["mirakl", "decathlon"],
+        "metafields": [order_ref_metafield(source_identifier)],
         "lineItems": [{"variantId": variant.id, "quantity": quantity,
                        "priceSet": {"shopMoney": {"amount": variant.price, "currencyCode": "EUR"}}}],
         "transactions": [{"kind": "SALE", "status": "SUCCESS", "gateway": "mirakl",
@@ -109,16 +111,16 @@ def test_create_order_round_trip_and_find_by_source_identifier(sandbox):
         assert Decimal(data["order"]["totalPriceSet"]["shopMoney"]["amount"]) == Decimal("179.80")
 
 
-def test_batched_lookup_by_source_identifiers(sandbox):
+def test_batched_lookup_by_order_ref(sandbox):
     store, server = sandbox
     with client_for(server) as client:
+        client.ensure_order_ref_definition()
         variant = client.variants_by_sku(["ALP-MERINO-S"])["ALP-MERINO-S"]
-        created = {sid: client.create_order(order_input(sid, variant), OPTIONS) for sid in ("mk:A-1", "mk:A-2", "mk:B-10")}
-        client.lookup_batch_size = 2
-        calls_before = client.calls["FindOrdersBySourceIdentifier"]
-        found = client.find_orders_by_source_identifiers(["mk:A-1", "mk:A-2", "mk:B-10", "mk:A-3", "mk:A"])
-        assert client.calls["FindOrdersBySourceIdentifier"] - calls_before == 3  # 5 ids, 2 per search
-    assert {sid: ref.id for sid, ref in found.items()} == {sid: ref.id for sid, ref in created.items()}
+        refs = [f"mk:A-{n}" for n in range(27)]
+        created = {ref: client.create_order(order_input(ref, variant), OPTIONS) for ref in refs}
+        found = client.orders_by_ref(refs + ["mk:A-27", "mk:A", "mk:A-1"])  # two absent, one asked twice
+        assert client.calls["OrderByIdentifier"] == 2  # 29 distinct references, 25 per request
+    assert {ref: o.id for ref, o in found.items()} == {ref: o.id for ref, o in created.items()}
 
 
 def test_user_errors_are_typed_with_fields(sandbox):
@@ -220,11 +222,13 @@ def test_lost_answer_to_order_create_is_looked_up_not_duplicated():
     store, server = start_store(app=lambda asgi: LoseAnswers(asgi, n=1),
                                 bucket_size=2000, restore_rate=1000)
     try:
+        store.settings.search_index_lag_seconds = 60  # the search would not see the order: the look-up reads it
         with client_for(server) as client:
+            client.ensure_order_ref_definition()
             variant = client.variants_by_sku(["ALP-TRAIL-43"])["ALP-TRAIL-43"]
             ref = client.create_order(order_input("DAR-LOST-1", variant), OPTIONS)
             assert client.calls["OrderCreate"] == 1  # not resent
-            assert client.calls["FindOrdersBySourceIdentifier"] == 1
+            assert client.calls["OrderByIdentifier"] == 1
         assert [o["id"] for o in orders_with(store, "DAR-LOST-1")] == [ref.id]
         assert len(store.orders()) == 1
     finally:
@@ -233,12 +237,14 @@ def test_lost_answer_to_order_create_is_looked_up_not_duplicated():
 
 def test_dropped_connections_before_create_are_resent_exactly_once(sandbox):
     store, server = sandbox
+    store.settings.search_index_lag_seconds = 60
     with client_for(server, max_retries=8) as client:
+        client.ensure_order_ref_definition()
         variant = client.variants_by_sku(["LUM-BOTTLE-750"])["LUM-BOTTLE-750"]
         store.faults.update(drop_rate=0.3, seed=7)
         refs = [client.create_order(order_input(f"LM-{n}", variant), OPTIONS) for n in range(12)]
         store.faults.reset()
-        assert client.calls["FindOrdersBySourceIdentifier"] > 0  # some creates had an unknown outcome
+        assert client.calls["OrderByIdentifier"] > 0  # some creates had an unknown outcome
     assert len(store.orders()) == 12
     for n, ref in enumerate(refs):
         assert [o["id"] for o in orders_with(store, f"LM-{n}")] == [ref.id]

@@ -4,10 +4,11 @@ import pytest
 from graphql import parse, validate
 
 from mirakl_pipelines.shopify.client import RESEND_SAFE_MUTATIONS
-from mirakl_pipelines.shopify.operations import load_operation, operation_info, operation_names
+from mirakl_pipelines.shopify.operations import batched_operation, load_operation, operation_info, operation_names
 
 REQUIRED = {"OrderCreate", "FindOrdersBySourceIdentifier", "VariantsBySku", "OrderById", "OrderMarkAsPaid", "OrderUpdate",
-            "OrderFulfilmentOrders", "FulfilmentOrderById", "FulfillmentOrderHold", "FulfillmentOrderReleaseHold"}
+            "OrderFulfilmentOrders", "FulfilmentOrderById", "FulfillmentOrderHold", "FulfillmentOrderReleaseHold",
+            "OrderByIdentifier", "MetafieldDefinitionByIdentifier", "MetafieldDefinitionCreate", "MetafieldDefinitionUpdate"}
 
 
 def test_required_operations_exist():
@@ -52,3 +53,17 @@ def test_resend_safe_mutations_are_mutations_without_idempotent_and_say_why():
         assert (info.kind, info.idempotent) == ("mutation", False), name
         assert reason.strip(), name
     assert "OrderCreate" not in RESEND_SAFE_MUTATIONS  # it has its own reconciliation (create_order)
+
+
+@pytest.mark.parametrize("size", [1, 2, 25])
+def test_batched_order_look_up_validates_against_admin_sdl(admin_schema, size):
+    text = batched_operation("OrderByIdentifier", size)
+    assert validate(admin_schema, parse(text)) == []
+    assert text.count("orderByIdentifier(") == size and f"r{size - 1}: orderByIdentifier(identifier: $identifier{size - 1})" in text
+
+
+def test_only_single_field_queries_can_be_batched():
+    with pytest.raises(ValueError, match="OrderCreate"):
+        batched_operation("OrderCreate", 2)
+    with pytest.raises(ValueError, match="at least one"):
+        batched_operation("OrderByIdentifier", 0)

@@ -87,9 +87,12 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(tmp_path, secrets=(SECRET,), **options) -> Iterator[Receiver]:
-    """The receiver (create_webhook_app's `options`) on loopback with a fresh SQLite ledger, stopped at the end."""
-    ledger_url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.sqlite'}"
+def running_receiver(tmp_path, secrets=(SECRET,), *, ledger_url: str | None = None, **options) -> Iterator[Receiver]:
+    """The receiver (create_webhook_app's `options`) on loopback, stopped at the end.
+
+    Its ledger is ``ledger_url``, by default a fresh SQLite file under ``tmp_path``.
+    """
+    ledger_url = ledger_url or f"sqlite:///{tmp_path / 'ledger' / 'ledger.sqlite'}"
     app = create_webhook_app(ledger_url, list(secrets), **options)
     server = serve_in_thread(app, name="webhooks")
     checker = Ledger.connect(ledger_url)

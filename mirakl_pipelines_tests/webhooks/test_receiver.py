@@ -124,11 +124,18 @@ def test_every_default_topic_is_stored(receiver):
     assert [e.topic for e in receiver.ledger.inbox_after(0)] == list(DEFAULT_TOPICS)
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'["an", "array"]', b'{"amount": NaN}', b"\xff\xfe{}", b"[" * 100_000])
-def test_a_body_that_is_not_a_json_object_is_400(receiver, body):
-    response = receiver.post(body, headers(body))
-    assert response.status_code == 400
-    assert receiver.ledger.latest_inbox_id() == 0
+@pytest.mark.parametrize("body, why", [
+    (b"{not json", "not valid JSON"), (b'["an", "array"]', "an array, not a JSON object"),
+    (b'{"amount": NaN}', "NaN is not valid JSON"), (b"\xff\xfe{}", "not valid JSON"),
+    (b"[" * 100_000, "not valid JSON"), (b"1" * 5000, "not valid JSON"),
+])
+def test_a_signed_body_that_is_not_a_json_object_is_quarantined_and_answered_200(receiver, body, why):
+    # A 4xx would make Shopify retry for hours and then drop the subscription: the body is kept for a person instead.
+    response = receiver.post(body, headers(body, webhook_id="wh-poison"))
+    assert (response.status_code, response.json()) == (200, {"status": "quarantined"})
+    assert receiver.ledger.inbox_after(0) == []
+    [kept] = receiver.ledger.quarantined_webhooks()
+    assert (kept.webhook_id, kept.raw_body) == ("wh-poison", body) and why in kept.reason
 
 
 def _padded(size: int) -> bytes:
@@ -201,9 +208,11 @@ def test_one_structured_log_line_per_delivery_without_secrets_or_payload(receive
         assert secret_or_payload not in everything
 
 
-def test_a_ledger_failure_is_a_500_so_shopify_delivers_again(receiver):
+def test_a_ledger_failure_is_a_503_so_shopify_delivers_again(receiver):
     body = encode(fulfilment_payload())
     with receiver.ledger.engine.begin() as conn:  # the table vanishes under the receiver
         conn.exec_driver_sql("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_gone")
-    assert receiver.post(body, headers(body)).status_code == 500
+    for sent in (body, b"[" * 1000):  # a delivery to quarantine cannot be kept either
+        response = receiver.post(sent, headers(sent))
+        assert (response.status_code, response.headers.get("Retry-After")) == (503, "30")
     assert httpx.get(receiver.server.url + "/health").status_code == 503

@@ -13,7 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from mirakl_pipelines.config import MarketplaceConfig, Settings
-from mirakl_pipelines.defs.fulfilments.push import CARRIER_EXCEPTION, ShipmentPush
+from mirakl_pipelines.defs.fulfilments.checks import SHIPMENT_CHECK_SPECS, shipment_checks
+from mirakl_pipelines.defs.fulfilments.push import ShipmentPush
 from mirakl_pipelines.defs.partitions import partition_key, split_partition_key
 from mirakl_pipelines.defs.resources import (
     InvoiceSourceResource,
@@ -27,14 +28,15 @@ from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.mirakl.client import Carrier, MiraklClient
 from mirakl_pipelines.mirakl.errors import MiraklError
 from mirakl_pipelines.sync.carriers import CarrierMap
+from mirakl_pipelines.webhooks.push_runs import JOB_NAME, SHIPPING_TAG, WATCHED_STATUSES, takes_delivery
 from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
 
-JOB_NAME = "shipments_sync"
 SWEEP_TAG = "mirakl_pipelines/sweep"
-# Shipments runs carry their own per-marketplace tag, not `marketplace`: dagster.yaml allows one run per value of
-# each, so a push never queues behind a long import of the same marketplace (the call budgets are per operation).
-SHIPPING_TAG = "mirakl_pipelines/shipping"
 SWEEP_FLOW = "fulfilment_sweep"
+INBOX_SENSOR_INTERVAL_SECONDS = 1  # below the daemon's loop: the sensor runs on every loop
+# Where the receiver launches push runs itself (webhooks.dagster_graphql_url), a delivery younger than this is left to
+# its launch (bounded by the launcher's deadline, launcher.LAUNCH_DEADLINE_SECONDS): the sensor catches what it missed.
+LAUNCH_GRACE = timedelta(seconds=10)
 SWEEP_OVERLAP = timedelta(minutes=10)
 CARRIERS_MAX_AGE = timedelta(days=1)  # SH21 may be called once a day
 
@@ -60,42 +62,12 @@ def carriers_cached(client: MiraklClient, folder: Path, code: str, now: datetime
     return carriers
 
 
-SHIPMENT_CHECK_SPECS = [
-    dg.AssetCheckSpec("unacknowledged_fulfilments", asset="mirakl_shipments",
-                      description="Every fulfilment of an imported order is SHIPPED in Mirakl within the threshold."),
-    dg.AssetCheckSpec("open_carrier_exceptions", asset="mirakl_shipments",
-                      description="No fulfilment waits for a carrier mapping."),
-]
-
-
-def shipment_checks(push: ShipmentPush, now: datetime) -> list[dg.AssetCheckResult]:
-    marketplace, ledger = push.marketplace, push.ledger
-    minutes = marketplace.fulfilments.unacknowledged_after_minutes
-    found = push.unacknowledged(older_than=now - timedelta(minutes=minutes))
-    carriers = ledger.open_exceptions(marketplace.code, kinds=[CARRIER_EXCEPTION])
-    return [
-        dg.AssetCheckResult(
-            check_name="unacknowledged_fulfilments", passed=not found.late, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"late": len(found.late), "threshold_minutes": minutes, "orders_verified_by_refresh": found.by_refresh,
-                      "orders_read_back": found.read_back,
-                      "orders_unverified": found.unverified, "read_back_note": found.note or "",
-                      "orders": dg.MetadataValue.md("\n".join(
-                          f"- {x.push.mirakl_order_id}: Mirakl {x.mirakl_state}; {x.push.shopify_fulfillment_id}, "
-                          f"OR23 {x.push.or23.state}, OR24 {x.push.or24.state}: {x.push.or24.error or x.push.or23.error or ''}"
-                          for x in found.late[:50]) or "_none_")},
-        ),
-        dg.AssetCheckResult(
-            check_name="open_carrier_exceptions", passed=not carriers, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"open": len(carriers), "orders": dg.MetadataValue.md("\n".join(
-                f"- {e.record_id}: {e.reason}" for e in carriers[:50]) or "_none_")},
-        ),
-    ]
-
-
 def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions, group_name="fulfilments", kinds={"shopify", "mirakl"}, deps=["shopify_orders"],
-        pool="mirakl_shipping", check_specs=SHIPMENT_CHECK_SPECS,
+        # No pool: pools are global (production allows one step per pool), and one marketplace's push must never wait
+        # for another's; the SHIPPING_TAG run limit already keeps one push per marketplace at a time.
+        check_specs=SHIPMENT_CHECK_SPECS,
         description="Shopify fulfilments of imported orders pushed to Mirakl: OR23 tracking with the marketplace's "
                     "carrier code, then OR24 ship; each step in the ledger.",
     )
@@ -117,7 +89,7 @@ def build_shipment_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
             if swept:
                 _sweep(push, lg, shopify, cfg, marketplace, now)
             report = push.push()
-            checks = shipment_checks(push, _utcnow())
+            checks = shipment_checks(push, cfg.marketplaces, _utcnow())
         return dg.MaterializeResult(
             metadata={"fulfilments_received": report.fulfilments_received, "tracking_sent": report.tracking_sent,
                       "shipped": report.shipped, "already_shipped": report.already_shipped,
@@ -159,29 +131,68 @@ def build_shipment_automation(settings: Settings, job) -> tuple[list, list]:
     status = dg.DefaultScheduleStatus.RUNNING if settings.schedules_running else dg.DefaultScheduleStatus.STOPPED
     sensor_status = dg.DefaultSensorStatus.RUNNING if settings.schedules_running else dg.DefaultSensorStatus.STOPPED
 
-    @dg.sensor(name="fulfilment_inbox", job=job, minimum_interval_seconds=5, default_status=sensor_status,
+    # Dagster's sensor daemon evaluates sensors once a loop, every 5 s at best (not configurable): an interval of 5
+    # would skip every other loop (the last tick started a little after its loop did) and tick every 10 s.
+    @dg.sensor(name="fulfilment_inbox", job=job, minimum_interval_seconds=INBOX_SENSOR_INTERVAL_SECONDS,
+               default_status=sensor_status,
                description="New fulfilment webhooks in the ledger inbox → a push run per marketplace concerned.")
-    def fulfilment_inbox(context: dg.SensorEvaluationContext, ledger: LedgerResource):
+    def fulfilment_inbox(context: dg.SensorEvaluationContext, ledger: LedgerResource, settings: SettingsResource):
         cursor = int(context.cursor or 0)
+        launched_by_receiver = settings.load().webhooks.dagster_graphql_url is not None
+        now = _utcnow()
+        runs = _push_runs(context.instance)
         with ledger.open() as lg:
-            entries = lg.inbox_after(cursor, topics=FULFILMENT_TOPICS)
-            marketplaces = set()
+            entries = _inbox_from(lg, cursor)
+            marketplaces, held = set(), []
             for entry in entries:
+                if entry.processed_at is not None:  # a run took it since an earlier tick held it
+                    continue
                 link = lg.order_link_by_shopify_id(str(entry.payload.get("order_id")))
-                if link is not None:
+                if link is None:
+                    continue
+                received = entry.received_at.timestamp()
+                if (any(takes_delivery(status, started, received) for status, started in runs.get(link.marketplace, ()))
+                        or (launched_by_receiver and now - entry.received_at < LAUNCH_GRACE)):
+                    held.append(entry.id)  # a run takes it at its step, or the receiver's launch is under way
+                else:
                     marketplaces.add(link.marketplace)
             last = max((e.id for e in entries), default=cursor)
-        today = _utcnow().date()
+        today = now.date()
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"shipments|{code}|{last}", partition_key=partition_key(today, code),
                                         tags={SHIPPING_TAG: code}) for code in sorted(marketplaces)],
-            cursor=str(last),
+            # Held deliveries are looked at again next tick: should their run die before its step, a new one is requested.
+            cursor=str(min(held) - 1 if held else last),
         )
 
     schedules = []
     for m in settings.marketplaces:
         schedules.append(_sweep_schedule(m, job, status))
     return [fulfilment_inbox], schedules
+
+
+def _inbox_from(ledger: Ledger, cursor: int, page: int = 500) -> list:
+    """Every fulfilment delivery after `cursor`, page by page: a held delivery keeps the cursor behind a backlog."""
+    entries: list = []
+    while True:
+        batch = ledger.inbox_after(entries[-1].id if entries else cursor, topics=FULFILMENT_TOPICS, limit=page)
+        entries += batch
+        if len(batch) < page:
+            return entries
+
+
+def _push_runs(instance: dg.DagsterInstance) -> dict[str, list[tuple[str, float | None]]]:
+    """(status, RUN_START epoch) of each push run not finished, by marketplace: a run whose step has not taken the
+    inbox yet takes the new deliveries of its marketplace (takes_delivery), which ride along instead of starting
+    another run (one process start saved per tick under load; none doubled with a run the receiver launched)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(
+        job_name=JOB_NAME, statuses=[dg.DagsterRunStatus(status) for status in WATCHED_STATUSES]))
+    runs: dict[str, list[tuple[str, float | None]]] = {}
+    for record in records:
+        run = record.dagster_run
+        if SHIPPING_TAG in run.tags:
+            runs.setdefault(run.tags[SHIPPING_TAG], []).append((run.status.value, record.start_time))
+    return runs
 
 
 def _sweep_schedule(m: MarketplaceConfig, job, status) -> dg.ScheduleDefinition:

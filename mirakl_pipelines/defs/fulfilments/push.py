@@ -25,7 +25,10 @@ from mirakl_pipelines.defs.orders import raw_dataset
 from mirakl_pipelines.ledger import FulfilmentPush, Ledger
 from mirakl_pipelines.ledger.records import STEP_STATES_SETTLED, STEP_STATES_TO_DO
 from mirakl_pipelines.mirakl.client import MAX_IDS_PER_CALL, MiraklClient
-from mirakl_pipelines.mirakl.errors import MiraklDocumentRejected, MiraklError, MiraklOutcomeUnknown
+from mirakl_pipelines.mirakl.errors import (
+    CallBudgetExceeded, MiraklDocumentRejected, MiraklError, MiraklInvalidState, MiraklOutcomeUnknown, MiraklRetryLater,
+    MiraklServerError,
+)
 from mirakl_pipelines.mirakl.models import MiraklOrder
 from mirakl_pipelines.mirakl.shipments import NewShipment, ShipmentTracking
 from mirakl_pipelines.shopify.models import Fulfilment
@@ -133,7 +136,9 @@ class ShipmentPush:
         )
 
     def push(self) -> PushReport:
-        """Send what the ledger says is still to do, order by order."""
+        """Send what the ledger says is still to do: every order's shipping first, then the invoices of those shipped
+        (an invoice fetch and upload takes longer than OR23 + OR24: the run's later orders never wait behind it)."""
+        shipped = []
         for order_id in dict.fromkeys(p.mirakl_order_id for p in self.ledger.pushes_to_do(self.marketplace.code)):
             pushes = self.ledger.get_pushes(self.marketplace.code, order_id)
             if self.marketplace.fulfilments.multiple_shipments:
@@ -143,7 +148,9 @@ class ShipmentPush:
                 self._later_parcels(order_id, pushes)
             elif not self._ship(order_id, pushes):
                 continue
-            if self.marketplace.fulfilments.invoice.enabled:
+            shipped.append(order_id)
+        if self.marketplace.fulfilments.invoice.enabled:
+            for order_id in shipped:
                 self._upload_invoice(order_id, self.ledger.get_pushes(self.marketplace.code, order_id))
         return self.report
 
@@ -176,7 +183,11 @@ class ShipmentPush:
             step = "OR24"
             if not self._claim(pushes[0], "OR24"):
                 return False
-            shipped = self.mirakl.ship_order(order_id)
+            shipped = self._ship_order(order_id)
+        except CallBudgetExceeded as e:  # Mirakl asked to wait longer than a push does (Retry-After): nothing applied
+            rows = [p.shopify_fulfillment_id for p in pushes] if step == "OR24" else [latest.fulfilment_id]
+            self._leave_for_next_run(order_id, rows, step, e)
+            return False
         except (MiraklError, ValueError) as e:
             self.report.failed += 1
             rows = [p.shopify_fulfillment_id for p in pushes] if step == "OR24" else [latest.fulfilment_id]
@@ -205,6 +216,8 @@ class ShipmentPush:
                            f"superseded by the later parcel {latest.fulfilment_id}: Mirakl holds one tracking per order")
         try:
             self._send_tracking(order_id, latest, pushes)
+        except CallBudgetExceeded as e:
+            self._leave_for_next_run(order_id, [latest.fulfilment_id], "OR23", e)
         except (MiraklError, ValueError) as e:
             self.report.failed += 1
             self.ledger.record_step(self.marketplace.code, order_id, latest.fulfilment_id, "OR23", "failed",
@@ -287,6 +300,10 @@ class ShipmentPush:
         except MiraklOutcomeUnknown as e:
             self.log.warning("ST01 for order %s parcel %s: %s; looked up in Mirakl next run", order_id, fid, e)
             return False
+        except CallBudgetExceeded as e:
+            # Nothing applied; a parcel whose earlier ST01 went unanswered stays `sending`, so it is looked up first.
+            self._leave_for_next_run(order_id, [fid], "OR24", e, state="sending" if push.or24.state == "sending" else "pending")
+            return False
         except MiraklError as e:
             return self._parcel_failed(order_id, push, str(e))
         crash_point("after_st01")
@@ -335,12 +352,53 @@ class ShipmentPush:
             # The run that sent OR23 last died before recording it, and Mirakl shows that tracking: not twice.
             self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "already", now=self.now(), **carrier)
             return True
-        self.mirakl.update_tracking(order_id, **payload)
+        try:
+            self.mirakl.update_tracking(order_id, **payload)
+        except (MiraklInvalidState, MiraklServerError) as e:
+            # No usable answer (or a wrong state after one): the tracking may be in Mirakl all the same.
+            current = self._read_back(order_id)
+            if current is None or tracking_differs(current, payload):
+                raise
+            self.log.warning("OR23 for order %s: %s; Mirakl shows the tracking: recorded as sent", order_id, e)
         crash_point("after_or23")
         self.ledger.record_step(code, order_id, target.shopify_fulfillment_id, "OR23", "done", now=self.now(), **carrier)
         self.report.tracking_sent += 1
         crash_point("before_or24")
         return True
+
+    def _ship_order(self, order_id: str) -> bool:
+        """OR24; True when shipped by this call. A wrong state naming no shipped status, or no usable answer, is
+        settled by reading the order back: SHIPPED there means the call went through (its answer was lost)."""
+        try:
+            return self.mirakl.ship_order(order_id)
+        except (MiraklInvalidState, MiraklServerError) as e:
+            current = self._read_back(order_id)
+            settled = state_decision(current) if current is not None else None
+            if settled is None or settled.action != "done":
+                raise
+            self.log.warning("OR24 for order %s: %s; %s: recorded as shipped", order_id, e, settled.reason)
+            return isinstance(e, MiraklServerError) or e.after_unanswered_attempt
+
+    def _read_back(self, order_id: str) -> MiraklOrder | None:
+        """The order as Mirakl shows it now (OR11 by id) after a call without a usable answer; None when OR11's slot
+        is not free within READ_BACK_WAIT_SECONDS (the push must take seconds) or the read fails."""
+        try:
+            with self.mirakl.waiting_at_most(READ_BACK_WAIT_SECONDS):
+                found = self.mirakl.list_orders(order_ids=[order_id])
+        except MiraklError as e:
+            self.log.warning("order %s could not be read back: %s", order_id, e)
+            return None
+        return next((o for o in found if o.order_id == order_id), None)
+
+    def _leave_for_next_run(self, order_id: str, rows: list[str], step: str, error: CallBudgetExceeded,
+                            state: str = "pending") -> None:
+        """A call put off (a Retry-After longer than a push waits, or a budget slot too far): the step stays to do,
+        not failed."""
+        why = "Mirakl asked to wait (Retry-After)" if isinstance(error, MiraklRetryLater) else "call budget: slot too far"
+        self.report.waiting[f"{step}: {why}"] += 1
+        self.log.warning("%s for order %s left for the next run: %s", step, order_id, error.message)
+        for row in rows:
+            self.ledger.record_step(self.marketplace.code, order_id, row, step, state, now=self.now(), error=error.message)
 
     def _note(self, seen: FulfilmentPush, step: str, state: str, error: str | None) -> None:
         """Record a step's outcome, unless the ledger holds that very outcome already (a waiting order is looked at
@@ -420,6 +478,9 @@ class ShipmentPush:
             if not e.already_uploaded:
                 return self._invoice_failed(order_id, record, f"{e} (sent {document.file_name} as type {invoice.type_code})")
             record("already")
+        except CallBudgetExceeded as e:  # OR74's budget, or a long Retry-After: nothing applied, next run
+            self.log.warning("OR74 for order %s left for the next run: %s", order_id, e.message)
+            return record("pending", e.message)
         except (MiraklError, ValueError) as e:
             return self._invoice_failed(order_id, record, str(e))
         else:

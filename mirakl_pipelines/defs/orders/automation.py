@@ -1,15 +1,20 @@
-"""The order job and its schedules: a refresh of today's partition per marketplace on its cron, and
-a close-out of yesterday once the look-back has passed midnight."""
+"""The order job, its schedules and sensors: a refresh of today's partition per marketplace on its cron, a
+close-out of yesterday once the look-back has passed midnight, and the catch-up of a refresh owed (catch_up.py)."""
 
-from datetime import timedelta
+import json
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
 from mirakl_pipelines.config import MarketplaceConfig, Settings
-from mirakl_pipelines.defs.orders.assets import FULL_DAY_TAG
+from mirakl_pipelines.defs.orders.assets import FLOW, FULL_DAY_TAG
+from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG, due_catch_ups
 from mirakl_pipelines.defs.partitions import partition_key
+from mirakl_pipelines.defs.resources import LedgerResource, SettingsResource
 
 JOB_NAME = "orders_sync"
+# How often the catch-up sensor reads the ledger: a refresh owed runs at most this long after its slot opens.
+CATCH_UP_INTERVAL_SECONDS = 3
 
 
 def build_orders_job(assets: list[dg.AssetsDefinition], partitions: dg.PartitionsDefinition):
@@ -52,8 +57,59 @@ def _closeout_schedule(m: MarketplaceConfig, job, status) -> dg.ScheduleDefiniti
 
 
 def build_order_schedules(settings: Settings, job) -> list[dg.ScheduleDefinition]:
-    status = dg.DefaultScheduleStatus.RUNNING if settings.schedules_running else dg.DefaultScheduleStatus.STOPPED
+    status = _status(settings, dg.DefaultScheduleStatus)
     schedules = []
     for m in settings.marketplaces:
         schedules += [_refresh_schedule(m, job, status), _closeout_schedule(m, job, status)]
     return schedules
+
+
+def _status(settings: Settings, kind):
+    """RUNNING or STOPPED of `kind` (DefaultScheduleStatus or DefaultSensorStatus), as the configuration says."""
+    return kind.RUNNING if settings.schedules_running else kind.STOPPED
+
+
+def build_order_sensors(config: Settings, job) -> list[dg.SensorDefinition]:
+    """The catch-up sensor, and the run-failure sensor that owes a refresh when a live refresh run fails."""
+    codes = [m.code for m in config.marketplaces]
+
+    @dg.sensor(name="orders_catch_up", job=job, minimum_interval_seconds=CATCH_UP_INTERVAL_SECONDS,
+               default_status=_status(config, dg.DefaultSensorStatus),
+               description="Runs a refresh owed (skipped for its OR11 slot, or failed) as soon as the slot opens.")
+    def orders_catch_up(context: dg.SensorEvaluationContext, ledger: LedgerResource):
+        requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        with ledger.open() as lg:
+            debts = lg.refresh_debts(FLOW)
+        due = due_catch_ups(debts, datetime.now(timezone.utc), requested, codes)
+        if not due:
+            return dg.SkipReason("no refresh owed whose slot has opened")
+        for catch_up in due:
+            code = catch_up.debt.marketplace
+            context.log.info("%s: refresh owed since %s (%s, %d×), its slot opened at %s: catching up", code,
+                             catch_up.debt.owed_since, catch_up.debt.reason, catch_up.debt.times, catch_up.debt.slot_opens_at)
+            requested[code] = catch_up.run_key
+        context.update_cursor(json.dumps(requested, sort_keys=True))
+        return [dg.RunRequest(run_key=c.run_key, partition_key=partition_key(c.day, c.debt.marketplace),
+                              tags={"marketplace": c.debt.marketplace, CATCH_UP_TAG: "true"}) for c in due]
+
+    @dg.run_failure_sensor(name="orders_refresh_failures", monitored_jobs=[job],
+                           default_status=_status(config, dg.DefaultSensorStatus),
+                           description="A live refresh run that failed owes a refresh, caught up when OR11's slot opens.")
+    def orders_refresh_failures(context: dg.RunFailureSensorContext, ledger: LedgerResource,
+                                settings: SettingsResource):
+        run = context.dagster_run
+        code, day = run.tags.get("dagster/partition/marketplace"), run.tags.get("dagster/partition/date")
+        # Close-outs and backfills are re-run by their owner; a failed catch-up owes nothing (no loop).
+        if not code or not day or run.tags.get(FULL_DAY_TAG) == "true" or run.tags.get(CATCH_UP_TAG) == "true":
+            return
+        if date.fromisoformat(day) != datetime.now(timezone.utc).date():
+            return
+        if code not in {m.code for m in settings.load().marketplaces}:
+            return
+        # Owed at once, not at the next OR11 slot: what the dead run fetched is already in the day's files, so the
+        # catch-up's import runs now; its fetch skips if the slot is still taken, and is owed again for that slot.
+        with ledger.open() as lg:
+            lg.owe_refresh(FLOW, code, date.fromisoformat(day), datetime.now(timezone.utc), f"run {run.run_id} failed")
+        context.log.info("%s: refresh run %s failed; a refresh is owed now", code, run.run_id)
+
+    return [orders_catch_up, orders_refresh_failures]

@@ -1,32 +1,46 @@
 """Asset checks of the order flow, evaluated from the ledger at the end of each `shopify_orders` run.
 
-Each check covers the whole marketplace (not just the run's day): an order stuck since yesterday
-matters today. A failing check lists the orders concerned in its metadata.
+A check answers for every marketplace at once, whichever marketplace's run evaluates it: Dagster keeps
+one latest result per check, so a check scoped to the run's marketplace would turn green on another
+marketplace's run while the first still has a problem. Each check also covers every day, not just the
+run's: an order stuck since yesterday matters today. A failing check lists the orders concerned,
+prefixed by their marketplace, and counts them per marketplace.
 """
 
 from datetime import datetime, timedelta
+from typing import Sequence
 
 import dagster as dg
 
 from mirakl_pipelines.config import MarketplaceConfig
-from mirakl_pipelines.defs.orders.importer import CANCELLED_AFTER_IMPORT, FOLLOW_UP_FAILED, IMPORT_EXCEPTION_KINDS
+from mirakl_pipelines.defs.findings import Findings
+from mirakl_pipelines.defs.orders.importer import (
+    ACCEPTANCE_EXCEPTION_KINDS,
+    CANCELLED_AFTER_IMPORT,
+    FOLLOW_UP_FAILED,
+    IMPORT_EXCEPTION_KINDS,
+)
 from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.sync.acceptance import acceptance_urgency
 
 ASSET = "shopify_orders"
+# Exceptions a person must settle before the order can be imported or decided: counted by open_import_exceptions.
+ORDER_EXCEPTION_KINDS = (*IMPORT_EXCEPTION_KINDS, *ACCEPTANCE_EXCEPTION_KINDS)
 
 ORDER_CHECK_SPECS = [
     dg.AssetCheckSpec(
         "eligible_orders_imported", asset=ASSET,
-        description="Every order eligible for import is in Shopify within the marketplace's import deadline.",
+        description="Every order eligible for import, on every marketplace, is in Shopify within its marketplace's "
+                    "import deadline.",
     ),
     dg.AssetCheckSpec(
         "acceptance_window", asset=ASSET,
-        description="No order waits for acceptance past half its window (WARN) or near its end (ERROR).",
+        description="No order of any marketplace waits for acceptance past half its window (WARN) or near its end (ERROR).",
     ),
     dg.AssetCheckSpec(
         "open_import_exceptions", asset=ASSET,
-        description="No order of the marketplace sits in the exception queue for an import problem.",
+        description="No order of any marketplace waits in the exception queue for a person: an import problem or an "
+                    "acceptance an operator must decide or retry.",
     ),
     dg.AssetCheckSpec(
         "imported_orders_in_step", asset=ASSET,
@@ -36,57 +50,57 @@ ORDER_CHECK_SPECS = [
     ),
 ]
 
-_LISTED = 50  # orders listed in a check's metadata; the count is always complete
+def evaluate_order_checks(ledger: Ledger, marketplaces: Sequence[MarketplaceConfig],
+                          now: datetime) -> list[dg.AssetCheckResult]:
+    late, urgent, exceptions = Findings(marketplaces), Findings(marketplaces), Findings(marketplaces)
+    behind, failed, cancelled = Findings(marketplaces), Findings(marketplaces), Findings(marketplaces)
+    worst, awaiting = "ok", 0
+    for marketplace in marketplaces:
+        code = marketplace.code
+        deadline = now - timedelta(minutes=marketplace.orders.import_deadline_minutes)
+        late.add(code, [f"{o.mirakl_order_id} (eligible since {o.eligible_since:%Y-%m-%d %H:%M} UTC, {o.import_state})"
+                        for o in ledger.pending_imports(code, eligible_before=deadline)])
 
+        window = timedelta(hours=marketplace.acceptance.window_hours)
+        waiting = [(o, acceptance_urgency(o.acceptance_deadline, window, now)) for o in ledger.awaiting_acceptance(code)
+                   if o.acceptance_deadline is not None]
+        awaiting += len(waiting)
+        pressing = [(o, u) for o, u in waiting if u != "ok"]
+        if any(u == "error" for _, u in pressing):
+            worst = "error"
+        elif pressing and worst == "ok":
+            worst = "warn"
+        urgent.add(code, [f"{o.mirakl_order_id}: {u.upper()}, deadline {o.acceptance_deadline:%Y-%m-%d %H:%M} UTC"
+                          for o, u in pressing])
 
-def _listing(rows: list[str]) -> dg.MetadataValue:
-    text = "\n".join(f"- {r}" for r in rows[:_LISTED])
-    if len(rows) > _LISTED:
-        text += f"\n- … and {len(rows) - _LISTED} more"
-    return dg.MetadataValue.md(text or "_none_")
+        exceptions.add(code, [f"{e.record_id} [{e.kind}] {e.reason}"
+                              for e in ledger.open_exceptions(code, kinds=ORDER_EXCEPTION_KINDS)])
+        behind.add(code, [f"{o.mirakl_order_id} ({o.shopify_order_name}): Mirakl's latest change not yet in Shopify"
+                          for o in ledger.follow_ups(code)])
+        failed.add(code, [f"{e.record_id}: {e.reason}" for e in ledger.open_exceptions(code, kinds=[FOLLOW_UP_FAILED])])
+        cancelled.add(code, [f"{e.record_id}: {e.reason}"
+                             for e in ledger.open_exceptions(code, kinds=[CANCELLED_AFTER_IMPORT])])
 
-
-def evaluate_order_checks(ledger: Ledger, marketplace: MarketplaceConfig, now: datetime) -> list[dg.AssetCheckResult]:
-    code = marketplace.code
-    deadline = now - timedelta(minutes=marketplace.orders.import_deadline_minutes)
-    late = ledger.pending_imports(code, eligible_before=deadline)
-    late_rows = [f"{o.mirakl_order_id} (eligible since {o.eligible_since:%Y-%m-%d %H:%M} UTC, {o.import_state})" for o in late]
-
-    window = timedelta(hours=marketplace.acceptance.window_hours)
-    waiting = [(o, acceptance_urgency(o.acceptance_deadline, window, now)) for o in ledger.awaiting_acceptance(code)
-               if o.acceptance_deadline is not None]
-    urgent = [(o, u) for o, u in waiting if u != "ok"]
-    worst = "error" if any(u == "error" for _, u in urgent) else ("warn" if urgent else "ok")
-    urgent_rows = [f"{o.mirakl_order_id}: {u.upper()}, deadline {o.acceptance_deadline:%Y-%m-%d %H:%M} UTC" for o, u in urgent]
-
-    exceptions = ledger.open_exceptions(code, kinds=IMPORT_EXCEPTION_KINDS)
-    exception_rows = [f"{e.record_id} [{e.kind}] {e.reason}" for e in exceptions]
-
-    behind = ledger.follow_ups(code)
-    failed = ledger.open_exceptions(code, kinds=[FOLLOW_UP_FAILED])
-    cancelled = ledger.open_exceptions(code, kinds=[CANCELLED_AFTER_IMPORT])
-    step_rows = ([f"{o.mirakl_order_id} ({o.shopify_order_name}): Mirakl's latest change not yet in Shopify" for o in behind]
-                 + [f"{e.record_id}: {e.reason}" for e in failed] + [f"{e.record_id}: {e.reason}" for e in cancelled])
-
+    step = Findings.combined(behind, failed, cancelled)
     return [
         dg.AssetCheckResult(
             check_name="eligible_orders_imported", passed=not late, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"late_orders": len(late), "deadline_minutes": marketplace.orders.import_deadline_minutes,
-                      "orders": _listing(late_rows)},
+            metadata=late.metadata(late_orders=len(late.rows), deadline_minutes=dg.MetadataValue.json(
+                {m.code: m.orders.import_deadline_minutes for m in marketplaces})),
         ),
         dg.AssetCheckResult(
             check_name="acceptance_window", passed=worst == "ok",
             severity=dg.AssetCheckSeverity.ERROR if worst == "error" else dg.AssetCheckSeverity.WARN,
-            metadata={"awaiting_acceptance": len(waiting), "urgent": len(urgent), "orders": _listing(urgent_rows)},
+            metadata=urgent.metadata(awaiting_acceptance=awaiting, urgent=len(urgent.rows)),
         ),
         dg.AssetCheckResult(
             check_name="open_import_exceptions", passed=not exceptions, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"open_exceptions": len(exceptions), "orders": _listing(exception_rows)},
+            metadata=exceptions.metadata(open_exceptions=len(exceptions.rows)),
         ),
         dg.AssetCheckResult(
-            check_name="imported_orders_in_step", passed=not (behind or failed or cancelled),
+            check_name="imported_orders_in_step", passed=not step,
             severity=dg.AssetCheckSeverity.ERROR if behind or failed else dg.AssetCheckSeverity.WARN,
-            metadata={"follow_ups_to_do": len(behind), "follow_ups_failed": len(failed),
-                      "cancellations_to_settle": len(cancelled), "orders": _listing(step_rows)},
+            metadata=step.metadata(follow_ups_to_do=len(behind.rows), follow_ups_failed=len(failed.rows),
+                                   cancellations_to_settle=len(cancelled.rows)),
         ),
     ]

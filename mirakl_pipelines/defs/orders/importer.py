@@ -4,7 +4,8 @@ remember everything.
 The business rules are in `sync/`; this module sequences the API calls and the ledger writes so
 that a crash at any point is repaired by the next run:
 - a Shopify order is created at most once per Mirakl order: the ledger is checked first, then
-  Shopify itself by `sourceIdentifier`, and only then is `orderCreate` called;
+  Shopify itself by the order's unique reference metafield (`orderByIdentifier`), and only then is
+  `orderCreate` called;
 - acceptance promises no stock twice: units of orders accepted earlier but not yet in Shopify (any
   marketplace of the store) are reserved from the ledger;
 - an imported order follows what Mirakl says next (the ledger's follow-ups): the debit arrives →
@@ -23,12 +24,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-import pyarrow as pa
-
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
 from mirakl_pipelines.defs.crash_points import crash_point
 from mirakl_pipelines.defs.orders import raw_dataset
+from mirakl_pipelines.defs.streaming import PartitionSnapshot
 from mirakl_pipelines.ledger import Ledger, OrderLineRecord, OrderLink
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.errors import (
@@ -43,6 +43,7 @@ from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.errors import ShopifyError, ShopifyUserError
 from mirakl_pipelines.shopify.models import ShopifyOrderRef, Variant
 from mirakl_pipelines.sync.acceptance import accept_all, acceptance_deadline, decide_acceptance
+from mirakl_pipelines.sync.acceptance_outcome import DecisionOutcome, outcome_from_order, outcome_from_status
 from mirakl_pipelines.sync.eligibility import address_follows, is_complete_address, skip_reason
 from mirakl_pipelines.sync.holds import ADDRESS_HOLD_REASON, HOLD_REASON, HOLDABLE_STATUSES, hold_handle, plan_holds
 from mirakl_pipelines.sync.order_lines import (
@@ -60,6 +61,9 @@ ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
 CANCELLED_AFTER_IMPORT = "cancelled_after_import"
 FOLLOW_UP_FAILED = "follow_up_failed"
 ADDRESS_HOLD = hold_handle("address", "pending")
+# Orders parsed and processed together by a run (observe, decide, import): what bounds its memory.
+CHUNK_ORDERS = 500
+LEDGER_READ_BATCH = 5000  # order links read at once when sorting the day's settled orders from the others
 # orderCreate calls in flight at once (see _import_all).
 IMPORT_WORKERS = 3
 # Worth another OR21 later in the run; any other Mirakl error is a refusal to report at once.
@@ -88,6 +92,15 @@ class BatchReport:
     skipped: Counter = field(default_factory=Counter)
     imported_orders: list[dict] = field(default_factory=list)  # preview rows
 
+    @classmethod
+    def total(cls, reports: list["BatchReport"]) -> "BatchReport":
+        """The sum of several days' reports (a backfill's run)."""
+        total = cls()
+        for report in reports:
+            for name, value in vars(report).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
+
 
 @dataclass
 class OrderBatch:
@@ -101,13 +114,34 @@ class OrderBatch:
     warehouse_path: str | Path | None = None  # where the raw snapshots of other days are read (follow-ups)
     store_marketplaces: tuple[str, ...] = ()  # every marketplace selling from this store (reservations)
     now: Callable[[], datetime] = _utcnow
+    chunk_size: int = CHUNK_ORDERS  # orders parsed and processed at once (memory is bounded by a chunk)
     report: BatchReport = field(default_factory=BatchReport)
     _follow_up_ids: set[str] = field(default_factory=set, init=False, repr=False)
 
-    def run(self, day: date, table: pa.Table) -> BatchReport:
-        """Process the day's raw orders (the `mirakl_orders` parquet table of partition `day`)."""
+    def run(self, day: date) -> BatchReport:
+        """Process the day's raw orders (the `mirakl_orders` partition of `day`), a chunk at a time.
+
+        The orders with something to do are told from the partition's key columns and the ledger; only they are
+        parsed, `chunk_size` at a time, and each chunk is observed, decided and imported before the next is read:
+        memory is bounded by a chunk, not by the day. Follow-ups come last, once for the run.
+        """
+        if self.warehouse_path is None:
+            raise ValueError("OrderBatch.run reads the day's partition: warehouse_path is required")
         self._follow_up_ids = {link.mirakl_order_id for link in self.ledger.follow_ups(self.marketplace.code)}
-        orders, links = self._unsettled(table)
+        followed: dict[str, MiraklOrder] = {}  # snapshots _follow_up may need, so it does not read them again
+        with raw_dataset.open_day(self.warehouse_path, self.marketplace.code, day) as snapshot:
+            todo, links = self._unsettled(snapshot)
+            for orders in raw_dataset.iter_orders(snapshot, todo, self.chunk_size):
+                imported_before = len(self.report.imported_orders)
+                # The chunk's links leave the run's map with it: what is held stays bounded by a chunk.
+                chunk_links = {o.order_id: links.pop(o.order_id) for o in orders if o.order_id in links}
+                self._process_chunk(orders, chunk_links, day)
+                keep = self._follow_up_ids | {r["mirakl_order_id"] for r in self.report.imported_orders[imported_before:]}
+                followed.update((o.order_id, o) for o in orders if o.order_id in keep)
+        self._follow_up(followed)
+        return self.report
+
+    def _process_chunk(self, orders: list[MiraklOrder], links: dict[str, OrderLink], day: date) -> None:
         reasons = self._observe(orders, links, day)
         to_decide = [o for o in orders if self._awaits_decision(links[o.order_id])]
         to_import = [o for o in orders if self._needs_import(links[o.order_id], reasons[o.order_id])]
@@ -115,30 +149,33 @@ class OrderBatch:
         if self.marketplace.acceptance.mode != "after_import":
             self._decide(to_decide, variants)
         self._import_all(to_import, variants)
-        self._follow_up({o.order_id: o for o in orders})
-        return self.report
 
     # -- ledger bookkeeping -------------------------------------------------------------------
 
-    def _unsettled(self, day: pa.Table) -> tuple[list[MiraklOrder], dict[str, OrderLink]]:
-        """The day's orders with something to do, parsed; the others are only counted.
+    def _unsettled(self, day: PartitionSnapshot) -> tuple[list[str], dict[str, OrderLink]]:
+        """The ids of the day's orders with something to do; the others are only counted.
 
-        One ledger read for the whole day, and raw JSON parsed only for orders whose snapshot is new
-        to the ledger or still awaits a decision or an import: a refresh that finds nothing new stays
-        cheap however many orders the day holds.
+        From the key columns and the ledger alone: the raw JSON is parsed (later, by chunks) only for orders whose
+        snapshot is new to the ledger or still awaits a decision or an import, so a refresh that finds nothing
+        new stays cheap however many orders the day holds. Returns the ids and the links of those orders.
         """
         keys = raw_dataset.keys(day)
-        links = self.ledger.get_order_links(self.marketplace.code, [k.order_id for k in keys])
-        todo = []
-        for key in keys:
-            link = links.get(key.order_id)
-            if link is not None and self._settled(key, link):
-                self._count(None if link.eligible else link.skip_reason)
-                self.report.already_imported += link.import_state == "imported"
-            else:
-                todo.append(key.index)
+        todo, pending = [], {}
+        # The ledger is read a batch at a time and only the links of orders with something to do are kept.
+        for start in range(0, len(keys), LEDGER_READ_BATCH):
+            batch = keys[start:start + LEDGER_READ_BATCH]
+            links = self.ledger.get_order_links(self.marketplace.code, [k.order_id for k in batch])
+            for key in batch:
+                link = links.get(key.order_id)
+                if link is not None and self._settled(key, link):
+                    self._count(None if link.eligible else link.skip_reason)
+                    self.report.already_imported += link.import_state == "imported"
+                else:
+                    todo.append(key.order_id)
+                    if link is not None:
+                        pending[key.order_id] = link
         self.report.examined = len(todo)
-        return raw_dataset.parse(day, todo), links
+        return todo, pending
 
     def _settled(self, key: "raw_dataset.OrderKey", link: OrderLink) -> bool:
         seen = link.mirakl_state == key.order_state and link.mirakl_updated_at == key.last_updated_date
@@ -216,26 +253,42 @@ class OrderBatch:
                 continue
             self._send_decision(order, decision.lines, decision.action, decision.reason)
 
+    # How long a read-back after an unanswered OR21 may wait for OR11's once-a-minute slot (API seconds): the
+    # slot after the refresh's listing (about a minute), not a second one, so a run waits at most once.
+    _REREAD_WAIT_SECONDS = 75.0
+
     def _send_decision(self, order: MiraklOrder, lines: dict[str, bool], action: str, reason: str | None) -> None:
-        code = self.marketplace.code
         attempts = self.marketplace.acceptance.retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 self.mirakl.accept_order(order.order_id, lines)
                 break
+            except CallBudgetExceeded as e:  # a Retry-After longer than we wait: nothing applied, pending for next run
+                self.log.warning("OR21 for order %s left for the next run: %s", order.order_id, e.message)
+                return
             except MiraklInvalidState as e:
-                # Decided elsewhere (back office, auto-refusal): the next fetch shows the real state.
-                self.log.info("order %s is no longer awaiting acceptance: %s", order.order_id, e.message)
-                self.ledger.record_acceptance(code, order.order_id, state="not_applicable", now=self.now())
+                # No longer awaiting acceptance: our own earlier attempt whose answer was lost, or a decision made
+                # elsewhere (back office, auto-refusal). What Mirakl shows now tells which.
+                self._settle_unanswered(order, lines, action, reason, outcome_from_status(lines, e.current_status),
+                                        f"OR21 for order {order.order_id}: {e}")
                 return
             except TRANSIENT_MIRAKL_ERRORS as e:
                 if attempt == attempts:
-                    self._acceptance_failed(order, lines, f"OR21 for order {order.order_id} failed after {attempts} attempts: {e}")
+                    text = f"OR21 for order {order.order_id} failed after {attempts} attempts: {e}"
+                    if isinstance(e, MiraklServerError):  # no usable answer: it may have applied all the same
+                        self._settle_unanswered(order, lines, action, reason,
+                                                DecisionOutcome("unknown", "no answer"), text)
+                    else:
+                        self._acceptance_failed(order, lines, text)
                     return
                 self.log.warning("OR21 for %s failed (attempt %d/%d): %s", order.order_id, attempt, attempts, e)
             except MiraklError as e:  # refused by Mirakl: sending it again would not help
                 self._acceptance_failed(order, lines, f"Mirakl refused the decision on order {order.order_id}: {e}")
                 return
+        self._decision_applied(order, lines, action, reason)
+
+    def _decision_applied(self, order: MiraklOrder, lines: dict[str, bool], action: str, reason: str | None) -> None:
+        code = self.marketplace.code
         state = {"accept": "accepted", "refuse": "refused", "partial": "partial"}[action]
         self.report.accepted += action in ("accept", "partial")
         self.report.refused += action == "refuse"
@@ -244,6 +297,36 @@ class OrderBatch:
         self.ledger.resolve_exceptions(code, order.order_id, ACCEPTANCE_EXCEPTION_KINDS, now=self.now())
         if reason:
             self.log.info("order %s: %s (%s)", order.order_id, action, reason)
+
+    def _settle_unanswered(self, order: MiraklOrder, lines: dict[str, bool], action: str, reason: str | None,
+                           outcome: DecisionOutcome, text: str) -> None:
+        """An OR21 without a usable answer: decide what happened from the order's state (reading it back when the
+        error did not say enough), and record that rather than the error."""
+        if outcome.kind == "unknown":
+            current = self._read_back(order.order_id)
+            if current is not None:
+                outcome = outcome_from_order(lines, current)
+        if outcome.kind == "applied":
+            self.log.warning("order %s: %s; Mirakl shows the decision applied (%s)", order.order_id, text, outcome.reason)
+            self._decision_applied(order, lines, action, reason)
+        elif outcome.kind == "elsewhere":
+            self.log.info("order %s is no longer awaiting acceptance: %s", order.order_id, outcome.reason)
+            self.ledger.record_acceptance(self.marketplace.code, order.order_id, state="not_applicable", now=self.now())
+        elif outcome.kind == "waiting":
+            self._acceptance_failed(order, lines, f"{text}; {outcome.reason}: sent again next run")
+        else:
+            self._acceptance_failed(order, lines, f"{text}; whether the decision applied is unknown ({outcome.reason}): "
+                                                  "check the order in the marketplace's back office")
+
+    def _read_back(self, order_id: str) -> MiraklOrder | None:
+        """The order as Mirakl shows it now (OR11 by id), or None when OR11's slot is too far or the call fails."""
+        try:
+            with self.mirakl.waiting_at_most(self._REREAD_WAIT_SECONDS * self.mirakl.rate_limit_scale):
+                found = self.mirakl.list_orders(order_ids=[order_id])
+        except MiraklError as e:
+            self.log.warning("order %s could not be read back after an unanswered OR21: %s", order_id, e)
+            return None
+        return next((o for o in found if o.order_id == order_id), None)
 
     def _acceptance_failed(self, order: MiraklOrder, lines: dict[str, bool], text: str) -> None:
         self.report.acceptance_failed += 1
@@ -267,9 +350,11 @@ class OrderBatch:
                 self._import_failed(order, _exception_kind(e.kind), e.reason, {"kind": e.kind})
         if not requests:
             return
-        # Look Shopify up before creating, for the whole batch at once: an order created by a run that
+        # Look Shopify up before creating, reading each order directly by its unique reference (orderByIdentifier,
+        # 25 per request; the orders(query:) search index lags writes by seconds): an order created by a run that
         # died before its ledger write is linked, never created twice.
-        existing = self.shopify.find_orders_by_source_identifiers(source_identifier(code, oid) for oid in requests)
+        self.shopify.ensure_order_ref_definition()
+        existing = self.shopify.orders_by_ref(source_identifier(code, oid) for oid in requests)
         by_id = {o.order_id: o for o in orders}
         for order_id in requests:
             ref = existing.get(source_identifier(code, order_id))

@@ -1,22 +1,32 @@
 """The `mirakl_orders` parquet dataset: every Mirakl order seen in a day, as received.
 
-One row per order: the latest version seen that day (a day's first refreshes also fetch the previous
-day's last updates, see sync/windows.py, so an order updated just before midnight may sit in both
-days). `raw_json` is the order exactly as the client parsed it (unknown fields included), so a
-mapping fix can be replayed without calling Mirakl again; the other columns are there for people
-and query engines.
+A day's partition holds parts appended by its runs, each with the orders that run found new or changed (see
+defs/streaming.py): an order may sit in several parts, and what the day holds is the latest version of each
+order (greatest `last_updated_date`, then the later part). A day's first refreshes also fetch the previous
+day's last updates (see sync/windows.py), so an order updated just before midnight may sit in both days.
+`raw_json` is the order exactly as the client parsed it (unknown fields included), so a mapping fix can be
+replayed without calling Mirakl again; the other columns are there for people and query engines.
 """
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Collection, Iterable, Iterator, Optional
 
 import pyarrow as pa
 
-from mirakl_pipelines.defs.io import MONEY, TIMESTAMP, read_partition
+from mirakl_pipelines.defs.io import MONEY, TIMESTAMP, partition_dir
+from mirakl_pipelines.defs.streaming import (
+    COMPACT_AFTER_PARTS,
+    PartitionSnapshot,
+    PartWriter,
+    Versioned,
+    compact,
+    list_parts,
+)
 from mirakl_pipelines.mirakl.models import MiraklOrder
-from mirakl_pipelines.sync.windows import MergeResult, merge_orders
+from mirakl_pipelines.sync.windows import is_newer, route_day
 
 DATASET = "mirakl_orders"
 
@@ -34,6 +44,9 @@ SCHEMA = pa.schema(
         pa.field("raw_json", pa.string(), nullable=False),
     ]
 )
+VERSIONED = Versioned(key="order_id", version="last_updated_date")
+# What deciding whether an order has something to do needs, read without the raw JSON.
+KEY_COLUMNS = ("order_id", "order_state", "last_updated_date")
 
 _CENT = Decimal("0.0001")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -43,7 +56,7 @@ def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_CENT)
 
 
-def to_table(orders: list[MiraklOrder]) -> pa.Table:
+def to_table(orders: Iterable[MiraklOrder]) -> pa.Table:
     rows = [
         {
             "order_id": o.order_id,
@@ -62,66 +75,165 @@ def to_table(orders: list[MiraklOrder]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
+def day_folder(warehouse_path: str | Path, marketplace: str, day: date) -> Path:
+    return partition_dir(warehouse_path, DATASET, marketplace, day)
+
+
+def open_day(warehouse_path: str | Path, marketplace: str, day: date,
+             columns: Iterable[str] = KEY_COLUMNS) -> PartitionSnapshot:
+    """The day's partition as it is now (empty before its first fetch), indexed by order with `columns`."""
+    return PartitionSnapshot(day_folder(warehouse_path, marketplace, day), SCHEMA, VERSIONED, columns)
+
+
+def read_day(warehouse_path: str | Path, marketplace: str, day: date) -> pa.Table:
+    """The latest version of each order of the day, all at once (tests, small days; runs stream)."""
+    with open_day(warehouse_path, marketplace, day) as snapshot:
+        return snapshot.read_latest()
+
+
 @dataclass(frozen=True)
 class OrderKey:
     """What identifies an order's snapshot, read from the columns without parsing the raw JSON."""
 
-    index: int
     order_id: str
     order_state: str | None
     last_updated_date: datetime | None
 
 
-def keys(table: pa.Table) -> list[OrderKey]:
-    ids, states, updated = (table.column(name).to_pylist() for name in ("order_id", "order_state", "last_updated_date"))
-    return [OrderKey(i, *row) for i, row in enumerate(zip(ids, states, updated))]
+def keys(snapshot: PartitionSnapshot) -> list[OrderKey]:
+    index = snapshot.index
+    return [OrderKey(*row) for row in zip(*(index.column(name).to_pylist() for name in KEY_COLUMNS))]
 
 
-def parse(table: pa.Table, indices: list[int] | None = None) -> list[MiraklOrder]:
-    """The orders at `indices` (all when None), parsed from their raw JSON."""
-    raw = table.column("raw_json")
-    rows = range(len(table)) if indices is None else indices
-    return [MiraklOrder.model_validate_json(raw[i].as_py()) for i in rows]
+def parse(table: pa.Table) -> list[MiraklOrder]:
+    """The orders of a table of this dataset, parsed from their raw JSON."""
+    return [MiraklOrder.model_validate_json(raw) for raw in table.column("raw_json").to_pylist()]
 
 
-def merge_into(table: pa.Table, fresh: list[MiraklOrder]) -> tuple[pa.Table, MergeResult]:
-    """Fold a fetch into the day's table. Rows kept from the table are copied, not parsed again:
-    only the fetched orders are serialised."""
-    held_keys = keys(table)
-    # The look-back fetches most of the day's recent orders again, unchanged: drop those copies first.
-    seen = {(k.order_id, k.last_updated_date) for k in held_keys}
-    fresh = [o for o in fresh if (o.order_id, o.last_updated_date) not in seen]
-    held = [MiraklOrder.model_construct(order_id=k.order_id, last_updated_date=k.last_updated_date) for k in held_keys]
-    row_of = {id(stub): i for i, stub in enumerate(held)}
-    result = merge_orders(held, fresh)
-    kept = [row_of[id(o)] for o in result.orders if id(o) in row_of]
-    taken = [o for o in result.orders if id(o) not in row_of]
-    return pa.concat_tables([table.take(pa.array(kept, type=pa.int64())).cast(SCHEMA), to_table(taken)]), result
+def iter_orders(snapshot: PartitionSnapshot, order_ids: Collection[str], chunk: int) -> Iterator[list[MiraklOrder]]:
+    """The latest snapshots of `order_ids`, parsed `chunk` at a time (about: a row group may add a few)."""
+    for table in snapshot.iter_latest(["raw_json"], keys=order_ids, chunk_rows=chunk):
+        yield parse(table)
+
+
+_ABSENT = object()
+
+
+class DayWriter:
+    """Appends to one day's partition, page by page, the fetched orders it does not hold yet or holds older.
+
+    Reads only the key columns of what the day holds; each `add` writes one row group and keeps nothing but the
+    order ids and versions. `commit` makes the new part visible (a crash before it leaves the day as it was).
+    """
+
+    def __init__(self, warehouse_path: str | Path, marketplace: str, day: date):
+        self.day = day
+        self.folder = day_folder(warehouse_path, marketplace, day)
+        with open_day(warehouse_path, marketplace, day, columns=()) as snapshot:
+            index = snapshot.index
+            self.held: dict[str, Optional[datetime]] = dict(
+                zip(index.column("order_id").to_pylist(), index.column("last_updated_date").to_pylist()))
+        self._known = frozenset(self.held)
+        self._new: set[str] = set()
+        self._updated: set[str] = set()
+        self.fetched = 0
+        self._writer = PartWriter(self.folder, SCHEMA)
+
+    @property
+    def new(self) -> int:
+        return len(self._new)
+
+    @property
+    def updated(self) -> int:
+        return len(self._updated)
+
+    @property
+    def rows(self) -> int:
+        """Orders the day holds (latest versions), this run's included."""
+        return len(self.held)
+
+    def add(self, orders: Iterable[MiraklOrder]) -> None:
+        fresh = []
+        for order in orders:
+            self.fetched += 1
+            held = self.held.get(order.order_id, _ABSENT)
+            if held is _ABSENT:
+                self._new.add(order.order_id)
+            elif is_newer(order.last_updated_date, held):
+                if order.order_id in self._known:
+                    self._updated.add(order.order_id)
+            else:
+                continue  # a copy of what the day holds (the overlap, a re-read): nothing to write
+            self.held[order.order_id] = order.last_updated_date
+            fresh.append(order)
+        self._writer.write(to_table(fresh))
+
+    def commit(self, compact_now: bool = False) -> Path:
+        """Publish the new part; compact the day when asked (full-day runs) or when parts pile up."""
+        self._writer.commit()
+        if compact_now or len(list_parts(self.folder)) > COMPACT_AFTER_PARTS:
+            compact(self.folder, SCHEMA, VERSIONED)
+        return self.folder
+
+    def abort(self) -> None:
+        self._writer.abort()
 
 
 @dataclass
 class SnapshotReader:
-    """The latest raw snapshot of single orders, from the day partitions, each day's file read once.
+    """The latest raw snapshot of single orders, from the day partitions, each day's index read once.
 
     A snapshot lives in the partition the ledger recorded (`snapshot_day`); failing that, in the day of
     its last update or the day after (a refresh early in a day also fetches the previous day's tail).
+    Only the row group holding a requested order is read.
     """
 
     warehouse_path: str | Path
     marketplace: str
     _days: dict = field(default_factory=dict, init=False, repr=False)
 
-    def day(self, day: date) -> tuple[pa.Table, dict[str, int]]:
+    def day(self, day: date) -> PartitionSnapshot:
         if day not in self._days:
-            table = read_partition(self.warehouse_path, DATASET, self.marketplace, day, SCHEMA)
-            self._days[day] = table, {k.order_id: k.index for k in keys(table)}
+            self._days[day] = open_day(self.warehouse_path, self.marketplace, day, columns=())
         return self._days[day]
 
     def get(self, order_id: str, *days: date | None) -> MiraklOrder | None:
         """The newest snapshot of `order_id` among the partitions of `days` (and each one's next day)."""
         found = []
         for day in dict.fromkeys(d + timedelta(days=shift) for d in days if d is not None for shift in (0, 1)):
-            table, rows = self.day(day)
-            if order_id in rows:
-                found.append(parse(table, [rows[order_id]])[0])
+            row = self.day(day).read_one(order_id, ["raw_json"])
+            if row is not None:
+                found.extend(parse(row))
         return max(found, key=lambda o: o.last_updated_date or _EPOCH, default=None)
+
+    def close(self) -> None:
+        for snapshot in self._days.values():
+            snapshot.close()
+        self._days.clear()
+
+
+class RangeWriter:
+    """Routes fetched pages to the day partitions of `days` (by last update, see sync/windows.route_day), each
+    day appended by its own DayWriter; a one-day range takes every order (a refresh's previous-day tail too)."""
+
+    def __init__(self, warehouse_path: str | Path, marketplace: str, days: Iterable[date]):
+        self.days = sorted(set(days))
+        self.writers = {day: DayWriter(warehouse_path, marketplace, day) for day in self.days}
+
+    def add(self, orders: Iterable[MiraklOrder]) -> None:
+        by_day: dict[date, list[MiraklOrder]] = {}
+        for order in orders:
+            by_day.setdefault(route_day(order.last_updated_date, self.days), []).append(order)
+        for day, routed in by_day.items():
+            self.writers[day].add(routed)
+
+    def total(self, figure: str) -> int:
+        return sum(getattr(writer, figure) for writer in self.writers.values())
+
+    def commit(self, compact_now: bool = False) -> None:
+        for writer in self.writers.values():
+            writer.commit(compact_now)
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()

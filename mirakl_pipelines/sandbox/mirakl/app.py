@@ -23,10 +23,11 @@ from typing import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from mirakl_pipelines.sandbox.faults import FaultMiddleware
+from mirakl_pipelines.sandbox.orders_page import MIRAKL_COLUMNS, orders_page
 from mirakl_pipelines.sandbox.mirakl.documents import (
     BAD_METADATA, DocumentRequestError, parse_multipart, parse_order_documents,
 )
@@ -55,6 +56,9 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/api/shipments/ship", api.operation("ST24", api.ship_shipments), methods=["PUT"]),
         Route("/_sandbox/orders", control.create_order, methods=["POST"]),
         Route("/_sandbox/orders", control.list_orders, methods=["GET"]),
+        Route("/_sandbox/orders.html", lambda request: HTMLResponse(
+            orders_page(f"Sandbox Mirakl marketplace {sim.settings.code}: orders", sim.orders(), MIRAKL_COLUMNS)),
+            methods=["GET"]),
         Route("/_sandbox/orders/{order_id}", control.get_order, methods=["GET"]),
         Route("/_sandbox/orders/{order_id}/pay", control.event(sim.pay), methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/fail_payment", control.event(sim.fail_payment), methods=["POST"]),

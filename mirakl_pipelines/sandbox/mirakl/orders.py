@@ -33,6 +33,7 @@ are the shop's settings and are not converted. Fees and commissions do not depen
 
 import copy
 import hashlib
+import threading
 import zlib
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -754,3 +755,32 @@ def _end_of_day(moment: datetime) -> datetime:
 def _one_of(value: Any, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"{what} must be one of {', '.join(allowed)} (got {value!r})")
+
+
+class ListingInsertions:
+    """A paging fault: orders that enter an OR11 listing while it is being paged.
+
+    Each queued batch is added to the marketplace right after one listing's first page (offset 0) is served.
+    Built with a past `created_date` and a `last_updated_date` inside the listing's window, they sort ahead of
+    the cursor: offset paging misses them unless the client notices `total_count` moved and reads again.
+    """
+
+    def __init__(self) -> None:
+        self._batches: list[list[dict]] = []
+        self._lock = threading.Lock()
+
+    def queue(self, orders: list[dict]) -> None:
+        with self._lock:
+            self._batches.append(list(orders))
+
+    @property
+    def pending(self) -> int:
+        """Batches not released yet."""
+        return len(self._batches)
+
+    def due(self, offset: int) -> list[dict]:
+        """The orders to add after serving a page at `offset`: the next batch after a first page."""
+        if offset != 0:
+            return []
+        with self._lock:
+            return self._batches.pop(0) if self._batches else []

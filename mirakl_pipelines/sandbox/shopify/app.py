@@ -2,8 +2,9 @@
 
     POST /admin/api/{version}/graphql.json   X-Shopify-Access-Token required
     GET  /_sandbox/orders                     every order, internal view (no auth, no faults)
+    GET  /_sandbox/orders.html                the same as a table for a browser (newest first)
     GET  /_sandbox/stats                      calls per root field, points spent, bucket, document cache
-    GET|POST /_sandbox/settings               e.g. {"plan": "plus"} or {"restore_rate": 1000}
+    GET|POST /_sandbox/settings               e.g. {"plan": "plus"}, {"restore_rate": 1000} or {"search_index_lag_seconds": 5}
     GET|POST /_sandbox/webhooks               delivery faults, e.g. {"duplicate_rate": 0.2, "reorder": true,
                                               "late_redelivery_seconds": 5, "drop": true}; subscriptions and stats
     POST /_sandbox/webhooks/subscriptions     {"url", "secret", "topics": ["fulfillments/create", …], "name"?}
@@ -18,10 +19,11 @@ from decimal import Decimal
 from graphql import GraphQLSchema, execute
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mirakl_pipelines.sandbox.faults import FaultMiddleware
+from mirakl_pipelines.sandbox.orders_page import SHOPIFY_COLUMNS, orders_page
 from mirakl_pipelines.sandbox.shopify.cost import MAX_QUERY_COST, actual_cost, fragments_of, requested_cost
 from mirakl_pipelines.sandbox.shopify.documents import (
     DocumentCache,
@@ -115,6 +117,8 @@ def create_shopify_app(store: ShopifyStore):
     app = Starlette(routes=[
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
         Route("/_sandbox/orders", orders_view, methods=["GET"]),
+        Route("/_sandbox/orders.html", lambda request: HTMLResponse(
+            orders_page("Sandbox Shopify store: orders", store.orders(), SHOPIFY_COLUMNS)), methods=["GET"]),
         Route("/_sandbox/stats", stats_view, methods=["GET"]),
         Route("/_sandbox/settings", settings_view, methods=["GET", "POST"]),
         Route("/_sandbox/webhooks", webhooks_view, methods=["GET", "POST"]),
@@ -130,6 +134,8 @@ def create_shopify_app(store: ShopifyStore):
 def run_graphql(store: ShopifyStore, schema: GraphQLSchema, documents: DocumentCache, query: str, variables: dict,
                 operation_name: str | None, api_version: str) -> tuple[dict, int]:
     """(response body, HTTP status) for one GraphQL request, metered by the store's cost bucket."""
+    with store.lock:
+        store.requests += 1  # HTTP requests, as a client counts them; `calls` counts root fields (aliases included)
     prepared = documents.prepare(query)
     if prepared.errors:
         return _with_cost(store, {"errors": list(prepared.errors)}, 0, 0), 200

@@ -81,6 +81,21 @@ def _validate(store: ShopifyStore, order: dict, api_version: str, now: datetime)
     for i, shipping in enumerate(order.get("shippingLines") or []):
         errors += _tax_line_errors(shipping.get("taxLines"), ["order", "shippingLines", i])
     errors += _tax_line_errors(order.get("taxLines"), ["order"])
+    errors += _unique_metafield_errors(store, order.get("metafields") or [])
+    return errors
+
+
+def _unique_metafield_errors(store: ShopifyStore, metafields: list[dict]) -> list[dict]:
+    """A value of a unique-valued metafield definition that another order holds already (or given twice)."""
+    errors, seen = [], set()
+    for i, metafield in enumerate(metafields):
+        value_key = (metafield.get("namespace") or DEFAULT_METAFIELD_NAMESPACE, metafield["key"], metafield["value"])
+        if not store.unique_definition("ORDER", *value_key[:2]):
+            continue
+        if value_key in seen or store.owner_of_unique_value("ORDER", *value_key):
+            # not captured: the message; the code is the one OrderCreateUserErrorCode offers (it has no TAKEN)
+            errors.append(user_error(["order", "metafields", i, "value"], "Value has already been taken", "INVALID"))
+        seen.add(value_key)
     return errors
 
 
@@ -317,9 +332,11 @@ def _fulfillment_status(requested: str | None) -> str:
 
 def metafield_record(store: ShopifyStore, metafield: dict, created: str) -> dict:
     metafield_id, legacy = store.new_id("Metafield")
-    return {"id": metafield_id, "legacyResourceId": legacy,
-            "namespace": metafield.get("namespace") or DEFAULT_METAFIELD_NAMESPACE, "key": metafield["key"],
-            "type": metafield.get("type") or "single_line_text_field", "value": metafield["value"], "createdAt": created, "updatedAt": created, "ownerType": "ORDER"}
+    namespace = metafield.get("namespace") or DEFAULT_METAFIELD_NAMESPACE
+    definition = store.metafield_definition("ORDER", namespace, metafield["key"])
+    kind = metafield.get("type") or (definition["type"]["name"] if definition else "single_line_text_field")
+    return {"id": metafield_id, "legacyResourceId": legacy, "namespace": namespace, "key": metafield["key"],
+            "type": kind, "value": metafield["value"], "createdAt": created, "updatedAt": created, "ownerType": "ORDER"}
 
 
 def _parse_time(value: str) -> datetime:

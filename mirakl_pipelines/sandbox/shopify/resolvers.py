@@ -17,6 +17,13 @@ from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLResolveInf
 
 from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create, fulfillment_tracking_info_update
 from mirakl_pipelines.sandbox.shopify.fulfillment_holds import fulfillment_order_hold, fulfillment_order_release_hold
+from mirakl_pipelines.sandbox.shopify.metafield_definitions import (
+    APP_NAMESPACE,
+    find_by_custom_id,
+    metafield_definition_create,
+    metafield_definition_update,
+    metafields_count,
+)
 from mirakl_pipelines.sandbox.shopify.order_create import order_create
 from mirakl_pipelines.sandbox.shopify.order_mark_as_paid import order_mark_as_paid
 from mirakl_pipelines.sandbox.shopify.order_update import order_update
@@ -153,12 +160,34 @@ class ShopifyRoot:
             (term,) = clauses[0]
             if term.field == "source_identifier" and term.op == ":" and not term.negated and not term.value.endswith("*"):
                 candidates = self.store.order_records_by_source_identifier(term.value)
+        if query:  # a search is answered by the index, which sees new orders late (search_index_lag_seconds)
+            candidates = [o for o in candidates if self.store.searchable(o)]
         found = [o for o in candidates if matches(clauses, o, ORDER_SEARCH_FIELDS, ORDER_FREE_TEXT)]
         found.sort(key=ORDER_SORT_KEYS.get(sortKey, ORDER_SORT_KEYS["ID"]))
         return paginate(found, reverse=reverse, **page)
 
     def order(self, info, id, **_):
         return self.store.order_record(id)
+
+    def orderByIdentifier(self, info, identifier, **_):
+        """Reads the order itself, not the search index: a new order is found at once."""
+        if identifier.get("id"):
+            return self.store.order_record(identifier["id"])
+        if identifier.get("customId"):
+            order_id = find_by_custom_id(self.store, "ORDER", identifier["customId"])
+            return self.store.order_record(order_id) if order_id else None
+        return None
+
+    def metafieldDefinition(self, info, identifier=None, id=None, **_):
+        if identifier:
+            return self.store.metafield_definition(identifier["ownerType"], identifier.get("namespace") or APP_NAMESPACE,
+                                                   identifier["key"])
+        return next((d for d in self.store.metafield_definitions.values() if d["id"] == id), None)
+
+    def metafieldDefinitions(self, info, ownerType, namespace=None, key=None, reverse=False, **page):
+        found = [d for d in self.store.metafield_definitions.values() if d["ownerType"] == ownerType
+                 and namespace in (None, d["namespace"]) and key in (None, d["key"])]
+        return paginate(found, reverse=reverse, **page)
 
     def productVariants(self, info, query=None, sortKey="ID", reverse=False, **page):
         clauses = parse_search(query)
@@ -202,6 +231,12 @@ class ShopifyRoot:
 
     def orderUpdate(self, info, input, **_):
         return order_update(self.store, input)
+
+    def metafieldDefinitionCreate(self, info, definition, **_):
+        return metafield_definition_create(self.store, definition)
+
+    def metafieldDefinitionUpdate(self, info, definition, **_):
+        return metafield_definition_update(self.store, definition)
 
 
 # --- nested fields --------------------------------------------------------------------------------
@@ -251,6 +286,7 @@ FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
     ("Product", "variants"): lambda s, info, **page: paginate(
         [_store(info).variants[v] for v in s["_variantIds"]], **page),
     ("Order", "metafield"): _metafield,
+    ("MetafieldDefinition", "metafieldsCount"): lambda s, info, **_: metafields_count(_store(info), s),
     ("Order", "fulfillments"): _order_fulfillments,
     ("Fulfillment", "order"): lambda s, info, **_: _store(info).order_record(s["orderId"]),
     ("Fulfillment", "fulfillmentOrders"): lambda s, info, **page: paginate(

@@ -40,6 +40,9 @@ class StoreSettings:
     restore_rate: float = 100.0  # Standard plan; Plus = 1000/s ("plan" knob of POST /_sandbox/settings)
     throttle_http_status: int = 200  # 200 + THROTTLED (what Shopify does) or 429 (also seen)
     first_order_number: int = 1001
+    # Seconds before `orders(query:)` (Shopify's search index) sees a new order; `order(id:)` and
+    # `orderByIdentifier` read it at once. Real stores lag by seconds; 0 keeps the index in step.
+    search_index_lag_seconds: float = 0.0
 
 
 def gid(resource: str, number: int) -> str:
@@ -56,7 +59,8 @@ class ShopifyStore:
         self.clock = clock
         self.faults = Faults()
         self.bucket = LeakyBucket(self.settings.bucket_size, self.settings.restore_rate, clock)
-        self.calls: collections.Counter = collections.Counter()
+        self.calls: collections.Counter = collections.Counter()  # root fields resolved, by name
+        self.requests = 0  # GraphQL requests received, throttled ones included
         self.points_spent = 0
         self.throttled = 0
         self.lock = threading.RLock()
@@ -73,6 +77,8 @@ class ShopifyStore:
         self.line_items: dict[str, dict] = {}
         self.fulfillment_orders: dict[str, dict] = {}
         self.fulfillments: dict[str, dict] = {}
+        self.metafield_definitions: dict[tuple[str, str, str], dict] = {}  # (ownerType, namespace, key) → record
+        self._unique_values: dict[tuple[str, str, str, str], str] = {}  # (ownerType, namespace, key, value) → owner id
         self.webhooks = WebhookDispatcher(lambda: self.settings.shop_domain, lambda: self.settings.api_version)
         self.set_location("Shop location")
 
@@ -169,6 +175,22 @@ class ShopifyStore:
     def order_records(self) -> list[dict]:
         return list(self._orders.values())
 
+    def searchable(self, order: dict) -> bool:
+        """Whether the search index (`orders(query:)`) has caught up with this order (search_index_lag_seconds)."""
+        return order.get("_indexedAt", 0.0) <= self.clock()
+
+    def metafield_definition(self, owner_type: str, namespace: str, key: str) -> dict | None:
+        return self.metafield_definitions.get((owner_type, namespace, key))
+
+    def unique_definition(self, owner_type: str, namespace: str, key: str) -> dict | None:
+        """The definition of (namespace, key) on `owner_type` if its values must be unique."""
+        definition = self.metafield_definition(owner_type, namespace, key)
+        return definition if definition and definition["capabilities"]["uniqueValues"]["enabled"] else None
+
+    def owner_of_unique_value(self, owner_type: str, namespace: str, key: str, value: str) -> str | None:
+        """The id of the record whose unique-valued metafield (namespace, key) holds `value`."""
+        return self._unique_values.get((owner_type, namespace, key, value))
+
     def order_records_by_source_identifier(self, source_identifier: str) -> list[dict]:
         """Indexed lookup: the connector's dedupe query runs before every import, over every order of the store."""
         return [self._orders[i] for i in self._orders_by_source_identifier.get(source_identifier.lower(), [])]
@@ -198,7 +220,11 @@ class ShopifyStore:
 
     # --- writes ----------------------------------------------------------------------------
     def add_order(self, order: dict) -> None:
+        order["_indexedAt"] = self.clock() + self.settings.search_index_lag_seconds
         self._orders[order["id"]] = order
+        for metafield in order["metafields"]:
+            if self.unique_definition("ORDER", metafield["namespace"], metafield["key"]):
+                self._unique_values[("ORDER", metafield["namespace"], metafield["key"], metafield["value"])] = order["id"]
         if order.get("sourceIdentifier"):
             self._orders_by_source_identifier[order["sourceIdentifier"].lower()].append(order["id"])
         for line in order["lineItems"]:
@@ -238,7 +264,8 @@ class ShopifyStore:
         self.webhooks.stop()
 
     def apply_settings(self, **knobs) -> dict:
-        """Change settings at runtime (POST /_sandbox/settings): `plan`, `restore_rate`, `bucket_size`, `throttle_http_status`…"""
+        """Change settings at runtime (POST /_sandbox/settings): `plan`, `restore_rate`, `bucket_size`, `throttle_http_status`,
+        `search_index_lag_seconds`…"""
         with self.lock:
             plan = knobs.pop("plan", None)
             if plan is not None:
@@ -265,6 +292,7 @@ class ShopifyStore:
                 "fulfillments": len(self.fulfillments),
                 "variants": len(self.variants),
                 "calls": dict(self.calls),
+                "requests": self.requests,
                 "points_spent": self.points_spent,
                 "throttled": self.throttled,
                 "throttle_status": self.bucket.status(),
