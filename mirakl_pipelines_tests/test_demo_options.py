@@ -26,17 +26,24 @@ def listening_port():
         yield sock.getsockname()[1]
 
 
+def _outside_make() -> dict:
+    """The environment without make's own variables: under `make test` (CI) a nested make would print
+    "Entering/Leaving directory" lines around the command."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_demo_passes_demo_args_to_the_command():
-    result = subprocess.run(["make", "-n", "demo", 'DEMO_ARGS=--port 3001 --orders-per-minute 10'],
-                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=30)
+    result = subprocess.run(["make", "-n", "--no-print-directory", "demo", 'DEMO_ARGS=--port 3001 --orders-per-minute 10'],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=30, env=_outside_make())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].endswith("/bin/mirakl-pipelines demo --port 3001 --orders-per-minute 10")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_demo_without_args_runs_the_plain_command():
-    result = subprocess.run(["make", "-n", "demo"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=30)
+    result = subprocess.run(["make", "-n", "--no-print-directory", "demo"], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, timeout=30, env=_outside_make())
     assert result.stdout.strip().splitlines()[-1].rstrip().endswith("/bin/mirakl-pipelines demo")
 
 

@@ -44,7 +44,7 @@ def _evaluate(pipeline, name: str, cursor=None):
 def test_a_skipped_refresh_is_caught_up_once_as_soon_as_its_slot_opens(pipeline):
     opens = _take_the_slot(pipeline, 4.0)  # far enough for the run to start before it opens
     skipped = pipeline.run()
-    assert _meta(skipped, "mirakl_orders")["skipped"] == "OR11 call budget: next slot too far"
+    assert _meta(skipped, "mirakl_orders")["skipped"].startswith("OR11: ") and "nothing was sent" in _meta(skipped, "mirakl_orders")["skipped"]
     with pipeline.ledger() as lg:
         (debt,) = lg.refresh_debts("orders")
     assert debt.marketplace == MKP and not debt.settled and debt.reason == "OR11 slot taken"

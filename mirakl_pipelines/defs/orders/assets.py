@@ -184,10 +184,10 @@ def _refresh_day(context, cfg: Settings, ledger: LedgerResource, warehouse: Ware
             except CallBudgetExceeded as e:
                 if full_day:
                     raise
-                context.log.warning("%s %s: refresh skipped, OR11's next slot is %.1f s away", code, day, e.wait)
-                owe_refresh(lg, FLOW, code, day, e.wait, "OR11 slot taken")  # D2: the catch-up sensor runs it
-                return dg.MaterializeResult(metadata={"fetched": 0, "skipped": "OR11 call budget: next slot too far",
-                                                      "mirakl_calls": 0})
+                # The message says how long: the slot is taken, or Mirakl asked (Retry-After) to wait longer.
+                context.log.warning("%s %s: refresh skipped: %s", code, day, e)
+                owe_refresh(lg, FLOW, code, day, e.wait, "OR11 slot taken")  # the catch-up sensor runs it
+                return dg.MaterializeResult(metadata={"fetched": 0, "skipped": f"OR11: {e}", "mirakl_calls": 0})
             writer = _write_pages(raw_dataset.RangeWriter(warehouse.base_path, code, [day]), chain([first], pages))
             calls = sum(client.calls.values())
         writer.commit(compact_now=full_day)
