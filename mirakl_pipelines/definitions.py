@@ -3,6 +3,7 @@
 import os
 
 import dagster as dg
+import pyarrow as pa
 
 from mirakl_pipelines.config import CONFIG_ENV_VAR, RATE_LIMIT_SCALE_ENV, Settings, load_settings
 from mirakl_pipelines.defs.alerts import build_run_failure_sensor
@@ -15,6 +16,11 @@ from mirakl_pipelines.defs.orders.assets import build_order_assets
 from mirakl_pipelines.defs.orders.automation import build_order_schedules, build_order_sensors, build_orders_job
 from mirakl_pipelines.defs.partitions import daily_by_marketplace
 from mirakl_pipelines.defs.resources import build_resources
+
+# Arrow's bundled allocator (mimalloc) keeps the pages it freed for later reuse, so a run's RSS kept the high mark of
+# every chunk it had read; the system allocator gives them back (measured: −30 MiB at the peak of a 10,000-order day).
+pa.set_memory_pool(pa.system_memory_pool())
+
 
 def build_definitions(settings: Settings, config_path: str | None = None, rate_limit_scale: float = 1.0) -> dg.Definitions:
     partitions = daily_by_marketplace(settings)

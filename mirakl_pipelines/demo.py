@@ -160,10 +160,11 @@ def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_second
 
 def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scale: float = 1.0,
                   debit_delay: timedelta = timedelta(seconds=20), backlog: int = 3, plain: bool = False,
-                  past_days: int = 0, search_index_lag_seconds: float = 0.0) -> Sandbox:
+                  past_days: int = 0, search_index_lag_seconds: float = 0.0, showcase: bool = False) -> Sandbox:
     """The demo's simulators on loopback. `plain`: the scenario without the spec's variety (French orders paid on
     acceptance, no promotion, fee or cancellation), for benchmarks that stay comparable from one run to the next.
-    `past_days`: orders on each of that many days before today (the partitions then start on the first of them)."""
+    `past_days`: orders on each of that many days before today (the partitions then start on the first of them).
+    `showcase`: the first orders show the flows chance might leave out of the first minutes (ScenarioSettings)."""
     keys = {code: f"sandbox-{code}-{secrets.token_hex(8)}" for code in DEMO_MARKETPLACES}
     keys["shopify"] = f"shpat_{secrets.token_hex(16)}"
     keys["webhook"] = secrets.token_hex(16)
@@ -182,7 +183,7 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
     catalogue = yaml.safe_load(CATALOGUE.read_text())
     excluded = tuple(code for code, spec in DEMO_MARKETPLACES.items() if spec["tax_mode"] == "TAX_EXCLUDED")
     scenario_settings = (ScenarioSettings.plain(seed=seed, orders_per_minute=orders_per_minute) if plain else
-                         ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute,
+                         ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute, showcase=showcase,
                                           tax_excluded_marketplaces=excluded, cancel_delay_seconds=DEMO_CANCEL_DELAY))
     scenario = Scenario(sims, catalogue, scenario_settings)
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
@@ -395,7 +396,7 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, durat
         timer.daemon = True
         timer.start()
     sandbox = start_sandbox(seed=seed, orders_per_minute=orders_per_minute, past_days=DEMO_PAST_DAYS,
-                            search_index_lag_seconds=DEMO_SEARCH_INDEX_LAG_SECONDS)
+                            search_index_lag_seconds=DEMO_SEARCH_INDEX_LAG_SECONDS, showcase=True)
     config_path = work / "marketplaces.yaml"
     # The receiver starts fulfilments' push runs through the UI's GraphQL endpoint; the sensor, reading this, leaves
     # fresh deliveries to it.

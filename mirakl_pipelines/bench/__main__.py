@@ -1,7 +1,7 @@
 """`python -m mirakl_pipelines.bench`: every benchmark at its real size, a table, and BENCHMARKS.md.
 
     python -m mirakl_pipelines.bench [--only import refresh latency latency_failures memory memory_large shipping webhooks]
-                                     [--output BENCHMARKS.md] [--latency-seconds 420] [--shipping-seconds 300]
+                                     [--output BENCHMARKS.md] [--latency-seconds 420] [--failures-seconds 900] [--shipping-seconds 300]
                                      [--webhook-deliveries 5000] [--no-write]
 
 Each benchmark works in a temporary directory of its own (ledger, warehouse, Dagster home, logs),
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-orders", type=int, default=300)
     parser.add_argument("--day-orders", type=int, default=2000, help="orders already in the day for the refresh benchmark")
     parser.add_argument("--latency-seconds", type=float, default=420.0)
+    parser.add_argument("--failures-seconds", type=float, default=900.0, help="length of the latency-through-failures run")
     parser.add_argument("--memory-orders", type=int, default=10_000)
     parser.add_argument("--memory-large-orders", type=int, default=50_000, help="the day size memory must not grow with")
     parser.add_argument("--shipping-seconds", type=float, default=300.0)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "import": lambda d: bench_import(d, orders=args.import_orders),
         "refresh": lambda d: bench_refresh(d, day_orders=args.day_orders),
         "latency": lambda d: bench_latency(d, duration_s=args.latency_seconds),
-        "latency_failures": lambda d: bench_latency_through_failures(d, duration_s=args.latency_seconds + 180),
+        "latency_failures": lambda d: bench_latency_through_failures(d, duration_s=args.failures_seconds),
         "memory": lambda d: bench_memory(d, orders=args.memory_orders),
         "memory_large": lambda d: bench_memory(d, orders=args.memory_large_orders),
         "shipping": lambda d: bench_shipping(d, duration_s=args.shipping_seconds),

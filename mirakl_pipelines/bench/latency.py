@@ -25,7 +25,7 @@ from mirakl_pipelines.bench.harness import (
 )
 from mirakl_pipelines.bench.report import BenchResult, Figure
 from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG
-from mirakl_pipelines.mirakl.budget import BACKGROUND, LIVE, BackgroundBudget
+from mirakl_pipelines.mirakl.budget import BackgroundBudget
 from mirakl_pipelines.mirakl.client import MiraklClient
 
 TITLE = "Paid Mirakl order → Shopify order, one-minute schedule"
@@ -82,15 +82,16 @@ def bench_latency(workdir: Path, duration_s: float = 420.0, warmup_s: float = 60
     return BenchResult(TITLE, figures, notes, time.monotonic() - began)
 
 
-def bench_latency_through_failures(workdir: Path, duration_s: float = 480.0, warmup_s: float = 60.0,
+def bench_latency_through_failures(workdir: Path, duration_s: float = 900.0, warmup_s: float = 60.0,
                                    horizon_s: float = 90.0, orders_per_minute: float = 6.0, debit_delay_s: float = 20.0,
-                                   every_s: float = 100.0) -> BenchResult:
-    """The same set-up, disrupted from `warmup_s` on, every `every_s`, in turn: a run worker killed (kill -9)
-    mid-run; another caller taking a marketplace's OR11 slot with a real call, a backfill at background priority
-    or a tool booking like a live caller. Refreshes then find their slot taken, or fail, and must catch up."""
+                                   kill_every_s: float = 90.0) -> BenchResult:
+    """The same set-up, disrupted as the issue's demo was: from `warmup_s` on, a run worker killed (kill -9) mid-run
+    every `kill_every_s`, marketplaces in turn, and once, halfway, a backfill taking a marketplace's OR11 slot.
+    Refreshes then fail or find their slot taken, and must catch up."""
     began = time.monotonic()
     _check_span(duration_s, warmup_s, horizon_s)
-    disrupt = functools.partial(_disrupt, first_after_s=warmup_s, every_s=every_s)
+    backfill_at = warmup_s + (duration_s - warmup_s - horizon_s) / 2
+    disrupt = functools.partial(_disrupt, first_after_s=warmup_s, kill_every_s=kill_every_s, backfill_at_s=backfill_at)
     demo = run_demo_setup(workdir, duration_s, debit_delay_s=debit_delay_s, orders_per_minute=orders_per_minute,
                           disrupt=disrupt)
     figures, notes = _latency_report("5b latency through failures", demo, duration_s, warmup_s, horizon_s,
@@ -101,9 +102,11 @@ def bench_latency_through_failures(workdir: Path, duration_s: float = 480.0, war
                           duplicates == 0, 0))
     runs = RunStats.of(demo.records)
     catch_ups = sum(1 for r in demo.records if r.dagster_run.tags.get(CATCH_UP_TAG) == "true")
-    notes.insert(0, f"disruptions every {every_s:g} s from {warmup_s:g} s on: {len(d.get('kills', []))} run workers killed "
-                    f"(kill -9 mid-run: the code server marks the run failed, the `orders_refresh_failures` sensor owes a "
-                    f"refresh), OR11 slots taken by another caller: {', '.join(d.get('slots_taken', [])) or 'none'}; "
+    notes.insert(0, f"disruptions from {warmup_s:g} s on: {len(d.get('kills', []))} run workers killed, one every "
+                    f"{kill_every_s:g} s (kill -9 mid-run: the run is marked failed, the `orders_refresh_failures` sensor "
+                    f"owes a refresh at once); a backfill at background priority taking an OR11 slot at {backfill_at:.0f} s: "
+                    f"{', '.join(d.get('slots_taken', [])) or 'none'} (each OR11 call is one of Mirakl's once-a-minute "
+                    f"slots, so the orders that marketplace would have fetched in it wait one interval more); "
                     f"{catch_ups} catch-up runs requested by the `orders_catch_up` sensor ({runs.describe()}); "
                     f"{duplicates} duplicate Shopify orders.")
     if d.get("errors"):
@@ -157,47 +160,48 @@ def _latency_report(bench: str, demo, duration_s: float, warmup_s: float, horizo
 
 # ---- the disruptor (runs in a thread of the benchmark process) ---------------------------------------------------
 
-def _disrupt(sandbox, config_path: Path, dagster, stop: threading.Event, *, first_after_s: float, every_s: float) -> dict:
-    """Every `every_s`, in turn: kill -9 a run worker of `dagster` (only its own descendants) mid-run; let another
-    caller take a marketplace's OR11 slot at background priority (a backfill); kill again; let a caller take it at
-    live priority (a tool without priority). Marketplaces in turn. What it did."""
+def _disrupt(sandbox, config_path: Path, dagster, stop: threading.Event, *, first_after_s: float, kill_every_s: float,
+             backfill_at_s: float) -> dict:
+    """From `first_after_s` on, every `kill_every_s`: kill -9 a run worker of `dagster` (only its own descendants)
+    mid-run; once, at `backfill_at_s`, let a backfill (background priority) take the next marketplace's OR11 slot.
+    What it did."""
     from mirakl_pipelines.config import load_settings
     from mirakl_pipelines.ledger import Ledger
 
     settings = load_settings(config_path)
     done: dict[str, list] = {"kills": [], "slots_taken": [], "errors": []}
-    cycle = 0
-    if stop.wait(first_after_s):
-        return done
+    started = time.monotonic()
+    next_kill, backfill_done = first_after_s, False
     with Ledger.connect(sandbox.info["settings"]["ledger_default_url"]) as ledger:
         while not stop.is_set():
+            elapsed = time.monotonic() - started
             try:
-                if cycle % 2 == 0:
-                    pid = _running_run_worker(dagster.pid, stop, timeout=every_s / 2)
+                if not backfill_done and elapsed >= backfill_at_s:
+                    backfill_done = True
+                    code = MARKETPLACES[len(done["kills"]) % len(MARKETPLACES)]
+                    done["slots_taken"].append(_take_or11_slot(settings, sandbox, ledger, code))
+                elif elapsed >= next_kill:
+                    next_kill += kill_every_s
+                    pid = _running_run_worker(dagster.pid, stop, timeout=kill_every_s / 2)
                     if pid is not None:
                         os.kill(pid, signal.SIGKILL)
                         done["kills"].append(pid)
-                else:
-                    code = MARKETPLACES[(cycle // 2) % len(MARKETPLACES)]
-                    priority = BACKGROUND if (cycle // 2) % 2 == 0 else LIVE
-                    done["slots_taken"].append(_take_or11_slot(settings, sandbox, ledger, code, priority))
             except Exception as error:  # noqa: BLE001 - a disruption that fails is reported, never fatal to the bench
                 done["errors"].append(f"{type(error).__name__}: {error}")
-            cycle += 1
-            stop.wait(every_s)
+            stop.wait(0.5)
     return done
 
 
-def _take_or11_slot(settings, sandbox, ledger, code: str, priority: str) -> str:
-    """One real OR11 listing (the last hour) by another caller booking through the shared ledger budget."""
+def _take_or11_slot(settings, sandbox, ledger, code: str) -> str:
+    """One real OR11 listing (the last hour) by a backfill, booking at background priority in the shared budget."""
     marketplace = settings.marketplace(code)
-    budget = BackgroundBudget(ledger) if priority == BACKGROUND else ledger
+    budget = BackgroundBudget(ledger)
     began = time.monotonic()
     with MiraklClient(marketplace.base_url, sandbox.env[marketplace.api_key_env], shop_id=marketplace.shop_id,
                       budget=budget, marketplace=code, max_wait=150.0) as client:
         now = datetime.now(timezone.utc)
         client.list_orders(updated_from=now - timedelta(hours=1), updated_to=now)
-    return f"{code} ({priority}, after {time.monotonic() - began:.0f} s)"
+    return f"{code} (booked after {time.monotonic() - began:.0f} s)"
 
 
 def _running_run_worker(root_pid: int, stop: threading.Event, timeout: float, min_age_s: float = 6.0):

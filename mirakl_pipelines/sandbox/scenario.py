@@ -98,6 +98,10 @@ class ScenarioSettings:
     full_cancel_share: float = 0.03  # every line cancelled after acceptance
     cancel_delay_seconds: tuple[float, float] = (5.0, 60.0)  # after acceptance
     tax_excluded_marketplaces: tuple[str, ...] = ()  # marketplaces whose orders are quoted TAX_EXCLUDED
+    # The demo's first minutes show the flows that chance might leave out: the backlog's order awaiting acceptance
+    # is paid on shipment (imported unpaid, marked paid once shipped and debited), and each marketplace's first two
+    # orders placed live are cancelled after acceptance, in part then in full.
+    showcase: bool = False
 
     @classmethod
     def plain(cls, **overrides) -> "ScenarioSettings":
@@ -125,6 +129,7 @@ class Scenario:
         # Cancellations planned at placement: (code, order id) -> {"lines": {line id: units}, "delay": s, "kind"}
         self.planned_cancellations: dict[tuple[str, str], dict] = {}
         self.cancellations: list[tuple[str, str, str]] = []  # (code, order id, "partial" | "full") done
+        self._showcase_cancellations = {code: ["partial", "full"] if self.settings.showcase else [] for code in sims}
         self._lock = threading.RLock()
 
     # ---- drawing an order ---------------------------------------------------------------------------
@@ -214,13 +219,15 @@ class Scenario:
                 return {"payment_workflow": workflow}
         return {"payment_workflow": "PAY_ON_ACCEPTANCE"}
 
-    def _plan_cancellation(self, code: str, order: dict) -> None:
+    def _plan_cancellation(self, code: str, order: dict, kind: str | None = None) -> bool:
+        """Draw whether (and how) customer service cancels the order after acceptance (`kind` forces it); planned?"""
         draw = self.rng.random()
         delay = self.rng.uniform(*self.settings.cancel_delay_seconds)
         lines = order["order_lines"]
-        if draw < self.settings.full_cancel_share:
+        full, partial = self.settings.full_cancel_share, self.settings.partial_cancel_share
+        if kind == "full" or (kind is None and draw < full):
             plan = {"kind": "full", "lines": {line["order_line_id"]: line["quantity"] for line in lines}}
-        elif draw < self.settings.full_cancel_share + self.settings.partial_cancel_share:
+        elif kind == "partial" or (kind is None and draw < full + partial):
             several = [line for line in lines if line["quantity"] > 1]
             if several and (len(lines) == 1 or self.rng.random() < 0.6):
                 line = self.rng.choice(several)
@@ -229,10 +236,11 @@ class Scenario:
                 line = self.rng.choice(lines)
                 plan = {"kind": "partial", "lines": {line["order_line_id"]: line["quantity"]}}
             else:
-                return  # one unit of one line: nothing to cancel in part
+                return False  # one unit of one line: nothing to cancel in part
         else:
-            return
+            return False
         self.planned_cancellations[(code, order["order_id"])] = {**plan, "delay": timedelta(seconds=delay)}
+        return True
 
     def place_order(self, code: str, created: datetime | None = None, state: str = "WAITING_ACCEPTANCE",
                     workflow: str | None = None) -> dict:
@@ -276,7 +284,10 @@ class Scenario:
             sim.add_order(order, never_pay=self.rng.random() < s.never_paid_share)
             self.placed.append((code, order["order_id"]))
             if state == "WAITING_ACCEPTANCE":
-                self._plan_cancellation(code, order)
+                showcase = self._showcase_cancellations[code]
+                kind = showcase[0] if showcase and created is None else None
+                if self._plan_cancellation(code, order, kind) and kind:
+                    showcase.pop(0)  # a one-unit order cannot be cancelled in part: the next order shows it
             return order
 
     def seed_backlog(self, per_marketplace: int = 3) -> None:
@@ -285,8 +296,9 @@ class Scenario:
         for code, sim in self.sims.items():
             for i in range(per_marketplace):
                 state = "SHIPPING" if i % 2 == 0 else "WAITING_ACCEPTANCE"
+                waiting = "PAY_ON_SHIPMENT" if self.settings.showcase else None
                 self.place_order(code, created=sim.now() - timedelta(minutes=5 * (per_marketplace - i)), state=state,
-                                 workflow="PAY_ON_ACCEPTANCE" if state == "SHIPPING" else None)
+                                 workflow="PAY_ON_ACCEPTANCE" if state == "SHIPPING" else waiting)
 
     def seed_past_days(self, days: int, per_day: int) -> date:
         """Orders placed on each of the `days` UTC days before today, so that a backfill of those partitions has

@@ -9,7 +9,6 @@ import pytest
 
 from mirakl_pipelines.defs.orders.assets import FULL_DAY_TAG
 from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG, STALE_AFTER, due_catch_ups
-from mirakl_pipelines.defs.resources import LedgerResource
 from mirakl_pipelines.ledger.budget import RefreshDebt
 from mirakl_pipelines.mirakl.budget import min_interval
 from mirakl_pipelines.mirakl.client import BUDGET_MARGIN_SECONDS
@@ -35,8 +34,7 @@ def _take_the_slot(pipeline, seconds: float) -> float:
 
 def _evaluate(pipeline, name: str, cursor=None):
     sensor = pipeline.defs.get_sensor_def(name)
-    resources = {"ledger": LedgerResource(url=pipeline.settings.ledger_default_url)}
-    with dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=resources,
+    with dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=dict(pipeline.defs.resources),
                                  definitions=pipeline.defs) as context:
         return sensor.evaluate_tick(context)
 
@@ -135,6 +133,10 @@ def test_due_catch_ups_rules():
     ok = _debt(now=now)
     assert [c.debt for c in due_catch_ups([ok], now, {}, ["decathlon_fr"])] == [ok]
     assert due_catch_ups([_debt(opens_in=1, now=now)], now, {}, ["decathlon_fr"]) == []  # slot not open
+    # Requested a launch's lead before the slot opens, so the run's OR11 lands on the slot, not seconds after it.
+    lead = timedelta(seconds=10)
+    assert len(due_catch_ups([_debt(opens_in=9.5, now=now)], now, {}, ["decathlon_fr"], lead)) == 1
+    assert due_catch_ups([_debt(opens_in=10.5, now=now)], now, {}, ["decathlon_fr"], lead) == []
     assert due_catch_ups([_debt(settled=True, now=now)], now, {}, ["decathlon_fr"]) == []
     stale = _debt(owed_ago=STALE_AFTER.total_seconds() + 1, now=now)
     assert due_catch_ups([stale], now, {}, ["decathlon_fr"]) == []  # the schedule has taken over

@@ -1,6 +1,7 @@
 """The order flow end to end on the SQLite instance: real Dagster runs, real loopback HTTP to the sandbox,
 a real ledger file and real parquet."""
 
+import logging
 import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -169,3 +170,20 @@ def test_past_day_backfill_reimports_safely(pipeline, sandbox):
     again = pipeline.run(day=yesterday.date())
     assert _meta(again, "shopify_orders")["imported"] == 0
     assert len(sandbox.store.orders()) == 1
+
+
+def test_an_order_that_keeps_failing_warns_once_then_is_retried_quietly(pipeline, sandbox):
+    sim = sandbox.sims[MKP]
+    sim.add_order(_order("T-8-A", [_line("ALP-MERINO-S"), _line("ALP-DISCONTINUED-01")], state="SHIPPING"))
+
+    def failures(result) -> list[tuple[str, str]]:
+        entries = pipeline.instance.all_logs(result.run_id)
+        return [(e.level, e.user_message) for e in entries if "T-8-A" in (e.user_message or "") and "not imported" in e.user_message]
+
+    first, second = pipeline.run(), pipeline.run()
+    assert [level for level, _ in failures(first)] == [logging.WARNING]
+    [(level, message)] = failures(second)
+    assert level == logging.DEBUG and "still not imported (unknown_sku, attempt 2" in message  # retried, not repeated
+    with closing(pipeline.ledger()) as ledger:
+        [exception] = [e for e in ledger.open_exceptions(MKP) if e.record_id == "T-8-A"]
+    assert exception.kind == "unknown_sku" and exception.occurrences == 2

@@ -104,8 +104,12 @@ def test_money_is_decimal128_and_keys_read_without_parsing(tmp_path):
     assert table.column("total_price").to_pylist() == [Decimal("1234.5000")]
     _write(tmp_path, [_order("A", 7, total="1234.5")])
     with raw_dataset.open_day(tmp_path, MKP, DAY) as snapshot:
-        [key] = raw_dataset.keys(snapshot)
+        [[key]] = list(raw_dataset.iter_keys(snapshot, 10))
     assert key.order_id == "A" and key.last_updated_date == datetime(2026, 11, 23, 9, 7, 0, 123000, tzinfo=timezone.utc)
+    _write(tmp_path, [_order("B", 8), _order("C", 9)])
+    with raw_dataset.open_day(tmp_path, MKP, DAY) as snapshot:
+        batches = list(raw_dataset.iter_keys(snapshot, 2))  # a batch at a time: the day's keys are never all objects
+    assert [[k.order_id for k in batch] for batch in batches] == [["A", "B"], ["C"]]
 
 
 def test_a_range_routes_orders_to_the_day_of_their_last_update(tmp_path):

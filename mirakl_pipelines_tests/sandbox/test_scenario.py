@@ -490,3 +490,21 @@ def test_the_plain_day_has_none_of_the_variety():
     assert not any(line["promotions"] or line["fees"] for o in orders for line in o["order_lines"])
     assert {o["customer"]["shipping_address"]["country_iso_code"] for o in orders} == {"FRA"}
     assert not scenario.planned_cancellations
+
+
+def test_the_showcase_pays_the_backlog_on_shipment_and_cancels_the_first_live_orders():
+    scenario = make_scenario(showcase=True, partial_cancel_share=0.0, full_cancel_share=0.0)
+    scenario.seed_backlog(per_marketplace=3)
+    for sim in scenario.sims.values():
+        waiting = [o for o in sim.orders() if o["order_state"] == "WAITING_ACCEPTANCE"]
+        assert [o["payment_workflow"] for o in waiting] == ["PAY_ON_SHIPMENT"]
+    assert not scenario.planned_cancellations  # the backlog is not the showcase's: it was placed before the demo
+    place_many(scenario, per_marketplace=4)
+    kinds = Counter((code, plan["kind"]) for (code, _), plan in scenario.planned_cancellations.items())
+    assert kinds == {(code, kind): 1 for code in scenario.sims for kind in ("partial", "full")}
+    live = scenario.placed[3 * len(MARKETS):]
+    assert all(live.index(key) < 3 * len(MARKETS) for key in scenario.planned_cancellations)  # among the first orders
+    plain = make_scenario(partial_cancel_share=0.0, full_cancel_share=0.0)
+    plain.seed_backlog(per_marketplace=3)
+    place_many(plain, per_marketplace=4)
+    assert not plain.planned_cancellations  # without the showcase, chance alone decides

@@ -68,7 +68,8 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         partitions_def=partitions,
         group_name="orders",
         kinds={"mirakl", "parquet"},
-        pool="mirakl_api",
+        # No pool: Mirakl's limits are per marketplace (the ledger's call budget spaces them); a global pool would
+        # make one marketplace's refresh wait for another's, or for a long backfill of another marketplace.
         retry_policy=API_RETRY,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(

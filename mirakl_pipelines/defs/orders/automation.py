@@ -8,9 +8,9 @@ import dagster as dg
 
 from mirakl_pipelines.config import MarketplaceConfig, Settings
 from mirakl_pipelines.defs.orders.assets import FLOW, FULL_DAY_TAG
-from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG, due_catch_ups
+from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG, LAUNCH_LEAD_SECONDS, due_catch_ups
 from mirakl_pipelines.defs.partitions import partition_key
-from mirakl_pipelines.defs.resources import LedgerResource, SettingsResource
+from mirakl_pipelines.defs.resources import LedgerResource, MiraklResource, SettingsResource
 
 JOB_NAME = "orders_sync"
 # How often the catch-up sensor reads the ledger: a refresh owed runs at most this long after its slot opens.
@@ -76,11 +76,12 @@ def build_order_sensors(config: Settings, job) -> list[dg.SensorDefinition]:
     @dg.sensor(name="orders_catch_up", job=job, minimum_interval_seconds=CATCH_UP_INTERVAL_SECONDS,
                default_status=_status(config, dg.DefaultSensorStatus),
                description="Runs a refresh owed (skipped for its OR11 slot, or failed) as soon as the slot opens.")
-    def orders_catch_up(context: dg.SensorEvaluationContext, ledger: LedgerResource):
+    def orders_catch_up(context: dg.SensorEvaluationContext, ledger: LedgerResource, mirakl: MiraklResource):
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         with ledger.open() as lg:
             debts = lg.refresh_debts(FLOW)
-        due = due_catch_ups(debts, datetime.now(timezone.utc), requested, codes)
+        lead = timedelta(seconds=LAUNCH_LEAD_SECONDS * mirakl.rate_limit_scale)  # API seconds, as the run's patience
+        due = due_catch_ups(debts, datetime.now(timezone.utc), requested, codes, lead)
         if not due:
             return dg.SkipReason("no refresh owed whose slot has opened")
         for catch_up in due:

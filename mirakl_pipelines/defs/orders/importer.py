@@ -61,8 +61,9 @@ ACCEPTANCE_EXCEPTION_KINDS = ("acceptance_failed", "acceptance_needed")
 CANCELLED_AFTER_IMPORT = "cancelled_after_import"
 FOLLOW_UP_FAILED = "follow_up_failed"
 ADDRESS_HOLD = hold_handle("address", "pending")
-# Orders parsed and processed together by a run (observe, decide, import): what bounds its memory.
-CHUNK_ORDERS = 500
+# Orders parsed and processed together by a run (observe, decide, import): what bounds its memory (a parsed
+# order weighs ~60 KB as models, so 200 take ~12 MB).
+CHUNK_ORDERS = 200
 LEDGER_READ_BATCH = 5000  # order links read at once when sorting the day's settled orders from the others
 # orderCreate calls in flight at once (see _import_all).
 IMPORT_WORKERS = 3
@@ -159,11 +160,9 @@ class OrderBatch:
         snapshot is new to the ledger or still awaits a decision or an import, so a refresh that finds nothing
         new stays cheap however many orders the day holds. Returns the ids and the links of those orders.
         """
-        keys = raw_dataset.keys(day)
         todo, pending = [], {}
         # The ledger is read a batch at a time and only the links of orders with something to do are kept.
-        for start in range(0, len(keys), LEDGER_READ_BATCH):
-            batch = keys[start:start + LEDGER_READ_BATCH]
+        for batch in raw_dataset.iter_keys(day, LEDGER_READ_BATCH):
             links = self.ledger.get_order_links(self.marketplace.code, [k.order_id for k in batch])
             for key in batch:
                 link = links.get(key.order_id)
@@ -407,8 +406,12 @@ class OrderBatch:
     def _import_failed(self, order: MiraklOrder, kind: str, reason: str, details: dict) -> None:
         self.report.failed += 1
         self.ledger.record_import_failure(self.marketplace.code, order.order_id, now=self.now())
-        self.ledger.raise_exception(self.marketplace.code, kind, order.order_id, reason, details, now=self.now())
-        self.log.warning("order %s not imported (%s): %s", order.order_id, kind, reason)
+        raised = self.ledger.raise_exception(self.marketplace.code, kind, order.order_id, reason, details, now=self.now())
+        if raised.occurrences == 1:
+            self.log.warning("order %s not imported (%s): %s", order.order_id, kind, reason)
+        else:  # retried every run until fixed: said once as a warning, the queue keeps the count
+            self.log.debug("order %s still not imported (%s, attempt %d since %s): %s", order.order_id, kind,
+                           raised.occurrences, raised.first_seen_at, reason)
 
     # -- follow-ups of imported orders ------------------------------------------------------------------
 

@@ -100,9 +100,12 @@ class OrderKey:
     last_updated_date: datetime | None
 
 
-def keys(snapshot: PartitionSnapshot) -> list[OrderKey]:
+def iter_keys(snapshot: PartitionSnapshot, batch: int) -> Iterator[list[OrderKey]]:
+    """The keys of the day's orders, `batch` at a time (a 50,000-order day's keys as objects would weigh ~15 MB)."""
     index = snapshot.index
-    return [OrderKey(*row) for row in zip(*(index.column(name).to_pylist() for name in KEY_COLUMNS))]
+    for start in range(0, index.num_rows, batch):
+        rows = index.slice(start, batch)
+        yield [OrderKey(*row) for row in zip(*(rows.column(name).to_pylist() for name in KEY_COLUMNS))]
 
 
 def parse(table: pa.Table) -> list[MiraklOrder]:
