@@ -126,10 +126,12 @@ ST01 on a marketplace with multiple shipments) and `OR24` (→ Mirakl's `shipped
 p95 / max over the samples; stage p95s do not add up to the total's. `process` and `code` are CPU-bound: they
 grow with the machine's load, which the notes give.
 
-The latency-through-failures figure runs the latency set-up while the benchmark disrupts it in turn: a run
-worker killed (kill -9) mid-run, or another caller taking a marketplace's OR11 slot with a real call (at
-background or live priority). Each lost OR11 slot delays the orders paid in that minute by one interval, so
-the figure depends on how often failures happen; the notes give the disruptions.
+The latency-through-failures figure runs the latency set-up for 15 minutes while the benchmark disrupts it as the
+issue's demo was disrupted: a run worker killed (kill -9) mid-run every 90 s, marketplaces in turn, and once a
+backfill taking a marketplace's OR11 slot with a real call. A killed run is caught up at once (what it fetched is
+in the day's files); a slot another caller took cannot be given back (Mirakl allows one OR11 a minute), so the
+orders that marketplace would have fetched in it wait one interval more. The figure therefore depends on how often
+such calls happen; the notes give the disruptions.
 
 The webhook throughput figures start the receiver as an operator does (`mirakl-pipelines webhooks`, one
 uvicorn process, a SQLite ledger) and send it signed deliveries from a separate process, a fixed number in

@@ -12,7 +12,7 @@ import dagster as dg
 
 from mirakl_pipelines.config import Settings, cached_settings
 from mirakl_pipelines.ledger import Ledger
-from mirakl_pipelines.mirakl.budget import BACKGROUND, LIVE, BackgroundBudget, InMemoryBudget
+from mirakl_pipelines.mirakl.budget import BACKGROUND, LIVE, BackgroundBudget, InMemoryBudget, OwnedBudget
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.shopify.client import ShopifyClient
 
@@ -55,12 +55,15 @@ class MiraklResource(dg.ConfigurableResource):
 
     @contextmanager
     def client(self, settings: Settings, code: str, budget=None, max_wait: float = 120.0,
-               priority: str = LIVE) -> Iterator[MiraklClient]:
+               priority: str = LIVE, owner: Optional[str] = None) -> Iterator[MiraklClient]:
         """A client for marketplace `code`; `max_wait` (API seconds) is how long a call may wait for its budget slot.
 
         `priority` BACKGROUND (backfills, close-outs) books the budget's slots behind live refreshes (mirakl.budget).
+        `owner` (the run id) names the bookings, so a run that dies waiting for its slot can have it given back.
         """
         marketplace = settings.marketplace(code)
+        if owner is not None and budget is not None:
+            budget = OwnedBudget(budget, owner)
         if priority == BACKGROUND:
             budget = BackgroundBudget(budget if budget is not None else InMemoryBudget())
         elif priority != LIVE:

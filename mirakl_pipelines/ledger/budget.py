@@ -11,8 +11,10 @@ per flow and marketplace, settled by any successful fetch (a watermark) ending a
 """
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Optional
 
 import sqlalchemy as sa
 
@@ -22,10 +24,14 @@ from mirakl_pipelines.ledger.tables import call_budget as b
 from mirakl_pipelines.ledger.tables import refresh_debts as d
 from mirakl_pipelines.ledger.tables import sync_watermarks as w
 from mirakl_pipelines.ledger.timestamps import require_aware
-from mirakl_pipelines.mirakl.budget import LIVE, Booking, SlotState, book_slot
+from mirakl_pipelines.mirakl.budget import LIVE, Booking, SlotState, book_slot, claim_slot, release_slot
 
 # Placeholder slot of a new key's row: long enough ago that the first call never waits.
 _NEVER = -1e18
+
+
+def _slot(value: Optional[float]) -> Optional[float]:
+    return None if value is None or value <= _NEVER else value
 
 
 def _non_negative(value, name: str, key: str, *, allow_inf: bool) -> float:
@@ -49,27 +55,60 @@ class RefreshDebt:
 
 
 class CallBudgetSlots(LedgerBase):
-    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE,
+             owner: Optional[str] = None) -> Booking:
         """Apply ``book_slot`` to `key` atomically across processes; see mirakl.budget for the two classes."""
-        require_text(key, "key", "call budget")
         interval = _non_negative(min_interval, "min_interval", key, allow_inf=False)
         max_wait = _non_negative(max_wait, "max_wait", key, allow_inf=True)
+        if owner is not None:
+            require_text(owner, "owner", f"call budget {key!r}")
+        with self._locked_state(key) as (now, state, store):
+            booking = book_slot(state, now, interval, max_wait, priority, owner)
+            store(booking.state)
+        return booking
+
+    def claim(self, key: str, owner: str) -> None:
+        """`owner` is about to call on the last slot of `key`, which it booked: the slot can no longer be given back."""
+        with self._locked_state(key) as (_, state, store):
+            store(claim_slot(state, owner))
+
+    def release(self, key: str, owner: str) -> bool:
+        """Give back the last slot of `key` if `owner` booked it and never claimed it; whether it was."""
+        with self._locked_state(key) as (_, state, store):
+            new = release_slot(state, owner)
+            store(new)
+        return new != state
+
+    def release_unclaimed(self, owner: str, prefix: str = "") -> list[str]:
+        """Give back every slot (of keys starting with `prefix`) that `owner` booked and never claimed: a run that died
+        while it waited for its slots. Returns the keys released."""
+        require_text(owner, "owner", "call budget release")
+        with self._read() as conn:
+            keys = conn.execute(sa.select(b.c.key).where(
+                b.c.last_owner == owner, sa.not_(sa.func.coalesce(b.c.last_claimed, True)), b.c.key.startswith(prefix)
+            )).scalars().all()
+        return [key for key in keys if self.release(key, owner)]
+
+    @contextmanager
+    def _locked_state(self, key: str):
+        """The key's state read under its row lock, with the time read under it too and a `store` for the new state."""
+        require_text(key, "key", "call budget")
         placeholder = self._upsert(b).values(key=key, last_slot=_NEVER).on_conflict_do_nothing(index_elements=[b.c.key])
         with self._write() as conn:
             conn.execute(placeholder)
-            row = conn.execute(
-                sa.select(b.c.last_slot, b.c.last_priority, b.c.live_hold_until).where(b.c.key == key).with_for_update()
-            ).one()
+            row = conn.execute(sa.select(b).where(b.c.key == key).with_for_update()).one()
             now = float(self._clock())  # read under the lock: a booking computed before it could land early
-            state = SlotState(None if row.last_slot <= _NEVER else row.last_slot, row.last_priority or LIVE,
-                              row.live_hold_until)
-            booking = book_slot(state, now, interval, max_wait, priority)
-            if booking.state != state:
-                new = booking.state
-                conn.execute(sa.update(b).where(b.c.key == key).values(
-                    last_slot=_NEVER if new.last_slot is None else new.last_slot,
-                    last_priority=new.last_priority, live_hold_until=new.live_hold_until))
-        return booking
+            state = SlotState(_slot(row.last_slot), row.last_priority or LIVE, row.live_hold_until, row.last_owner,
+                              True if row.last_claimed is None else row.last_claimed, _slot(row.previous_slot))
+
+            def store(new: SlotState) -> None:
+                if new != state:
+                    conn.execute(sa.update(b).where(b.c.key == key).values(
+                        last_slot=_NEVER if new.last_slot is None else new.last_slot, last_priority=new.last_priority,
+                        live_hold_until=new.live_hold_until, last_owner=new.owner, last_claimed=new.claimed,
+                        previous_slot=new.previous_slot))
+
+            yield now, state, store
 
     def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
         """Book the next slot at live priority, max(now, last slot + min_interval); return the seconds to wait for it.

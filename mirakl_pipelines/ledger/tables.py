@@ -142,6 +142,11 @@ call_budget = sa.Table(
     # the next slot to a refused live caller (NULL: none owed).
     sa.Column("last_priority", sa.String(16)),
     sa.Column("live_hold_until", sa.Double),
+    # Who booked the last slot (a run id; NULL: nobody in particular), whether it claimed it (it called, or is about
+    # to), and the slot before it: an unclaimed slot of a run that died is given back (mirakl.budget.release_slot).
+    sa.Column("last_owner", sa.String(64)),
+    sa.Column("last_claimed", sa.Boolean),
+    sa.Column("previous_slot", sa.Double),
 )
 
 # A live refresh owed per flow and marketplace: one that skipped (its call slot was taken) or failed. The catch-up

@@ -17,7 +17,7 @@ booked slots is absolute, whatever their class.
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Protocol
 
 MINUTE = 60.0
@@ -110,11 +110,21 @@ PRIORITIES = (LIVE, BACKGROUND)
 @dataclass(frozen=True)
 class SlotState:
     """What a budget key remembers: its last booked slot, that slot's class, and until when background
-    callers leave the next slot to a live caller that was refused (None: no live caller owed)."""
+    callers leave the next slot to a live caller that was refused (None: no live caller owed).
+
+    A booking may name its `owner` (a run id): until the owner claims the slot (it is about to call), the slot
+    can be given back, e.g. when the run was killed while it waited for it; `previous_slot` is what the key
+    falls back to. A slot without an owner counts as claimed: it is never given back."""
 
     last_slot: Optional[float] = None
     last_priority: str = LIVE
     live_hold_until: Optional[float] = None
+    owner: Optional[str] = None
+    claimed: bool = True
+    previous_slot: Optional[float] = None
+
+    def booked(self, slot: float, priority: str, owner: Optional[str]) -> "SlotState":
+        return SlotState(slot, priority, None, owner, owner is None, self.last_slot)
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,8 @@ class Booking:
     state: SlotState
 
 
-def book_slot(state: SlotState, now: float, interval: float, max_wait: float, priority: str = LIVE) -> Booking:
+def book_slot(state: SlotState, now: float, interval: float, max_wait: float, priority: str = LIVE,
+              owner: Optional[str] = None) -> Booking:
     """Decide one booking (pure; the budgets store ``state`` and apply this under their lock).
 
     LIVE: book max(now, last slot + interval) when within `max_wait`; when not, book nothing and hold that
@@ -141,15 +152,29 @@ def book_slot(state: SlotState, now: float, interval: float, max_wait: float, pr
     wait = next_slot - now
     if priority == LIVE:
         if wait <= max_wait:
-            return Booking(wait, True, SlotState(next_slot, LIVE, None))
+            return Booking(wait, True, state.booked(next_slot, LIVE, owner))
         hold = max(state.live_hold_until or -math.inf, next_slot + interval)
-        return Booking(wait, False, SlotState(state.last_slot, state.last_priority, hold))
+        return Booking(wait, False, replace(state, live_hold_until=hold))
     hold = state.live_hold_until if state.live_hold_until is not None and state.live_hold_until > now else None
     if hold is not None:
         return Booking(max(wait, hold - now), False, state)
     if wait > max_wait or (wait > 0 and state.last_priority != LIVE):
-        return Booking(wait, False, SlotState(state.last_slot, state.last_priority, None))
-    return Booking(wait, True, SlotState(next_slot, BACKGROUND, None))
+        return Booking(wait, False, replace(state, live_hold_until=None))
+    return Booking(wait, True, state.booked(next_slot, BACKGROUND, owner))
+
+
+def claim_slot(state: SlotState, owner: str) -> SlotState:
+    """The owner of the last slot is about to call on it: from now on the slot is spent, whatever happens."""
+    return replace(state, claimed=True) if state.owner == owner and not state.claimed else state
+
+
+def release_slot(state: SlotState, owner: str) -> SlotState:
+    """Give back the last slot when `owner` booked it and never claimed it (the run died waiting for it): the key
+    falls back to the slot before, so the next caller need not wait for a call that was never made. A slot
+    booked after it by someone else is kept (only the last slot can be given back)."""
+    if state.owner != owner or state.claimed:
+        return state
+    return SlotState(state.previous_slot, LIVE, state.live_hold_until)
 
 
 class CallBudget(Protocol):
@@ -163,8 +188,17 @@ class CallBudget(Protocol):
 
 
 class PrioritisedBudget(CallBudget, Protocol):
-    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE,
+             owner: Optional[str] = None) -> Booking:
         """`book_slot` applied atomically to `key`'s stored state."""
+        ...
+
+    def claim(self, key: str, owner: str) -> None:
+        """`claim_slot` applied atomically to `key`'s stored state."""
+        ...
+
+    def release(self, key: str, owner: str) -> bool:
+        """`release_slot` applied atomically to `key`'s stored state; whether a slot was given back."""
         ...
 
 
@@ -176,16 +210,49 @@ class InMemoryBudget:
         self._states: dict[str, SlotState] = {}
         self._lock = threading.Lock()
 
-    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE) -> Booking:
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE,
+             owner: Optional[str] = None) -> Booking:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0, got {min_interval} for {key!r}")
         with self._lock:
-            booking = book_slot(self._states.get(key, SlotState()), self._clock(), min_interval, max_wait, priority)
+            booking = book_slot(self._states.get(key, SlotState()), self._clock(), min_interval, max_wait, priority,
+                                owner)
             self._states[key] = booking.state
             return booking
 
     def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
         return self.book(key, min_interval, max_wait).wait
+
+    def claim(self, key: str, owner: str) -> None:
+        with self._lock:
+            self._states[key] = claim_slot(self._states.get(key, SlotState()), owner)
+
+    def release(self, key: str, owner: str) -> bool:
+        with self._lock:
+            state = self._states.get(key, SlotState())
+            self._states[key] = release_slot(state, owner)
+            return self._states[key] != state
+
+
+class OwnedBudget:
+    """A PrioritisedBudget whose bookings name their owner (a run id). The client claims each slot right before
+    calling on it (`spend`), so a slot booked by a run that died while it waited can be given back
+    (`PrioritisedBudget.release`, by the run-failure sensor) instead of costing the marketplace a whole interval."""
+
+    def __init__(self, budget: PrioritisedBudget, owner: str):
+        self._budget = budget
+        self.owner = owner
+
+    def book(self, key: str, min_interval: float, max_wait: float = math.inf, priority: str = LIVE,
+             owner: Optional[str] = None) -> Booking:
+        return self._budget.book(key, min_interval, max_wait, priority, owner or self.owner)
+
+    def reserve(self, key: str, min_interval: float, max_wait: float = math.inf) -> float:
+        return self.book(key, min_interval, max_wait).wait
+
+    def spend(self, key: str) -> None:
+        """The caller is about to call on its slot of `key`: claim it."""
+        self._budget.claim(key, self.owner)
 
 
 class BackgroundBudget:
@@ -212,3 +279,8 @@ class BackgroundBudget:
                 return waited + booking.wait
             # A held slot may be released early (the live caller booked): look again well before the hold ends.
             self._sleep(max(min(booking.wait, min_interval / 4), 1e-3))
+
+    def spend(self, key: str) -> None:
+        spend = getattr(self._budget, "spend", None)  # only owned bookings can be given back, so claimed
+        if spend is not None:
+            spend(key)

@@ -582,6 +582,10 @@ class MiraklClient:
         if wait > 0:
             log.debug("Mirakl %s: waiting %.3f s for the call budget %s", operation, wait, key)
             self._sleep(wait)
+        # About to call: the slot is spent from here on (only budgets that can give a slot back have `spend`).
+        spend = getattr(self.budget, "spend", None)
+        if spend is not None:
+            spend(key)
 
     def _orders_pages(self, params: dict[str, Any], page_size: int,
                       yielded: dict[str, Optional[datetime]]) -> Generator[list[MiraklOrder], None, bool]:

@@ -167,3 +167,20 @@ def test_the_project_definitions_register_both_order_sensors():
     sensors = {s.name: s for s in definitions.defs.sensors}
     assert sensors["orders_catch_up"].minimum_interval_seconds <= 5  # a slot that opened is used within seconds
     assert "orders_refresh_failures" in sensors
+
+
+def test_a_run_killed_while_it_waited_for_its_slot_gives_the_slot_back_and_the_catch_up_fetches_at_once(pipeline):
+    from mirakl_pipelines.mirakl.budget import OwnedBudget
+
+    tags = {k: v for k, v in pipeline.run().dagster_run.tags.items() if k.startswith("dagster/partition")}
+    run, event = _fail_a_run_like(pipeline, tags)
+    with pipeline.ledger() as lg:
+        # The run booked a slot well ahead (a 10 s interval, far beyond a refresh's patience, so that without the
+        # slot given back the catch-up would skip), and was killed while it waited for it.
+        assert OwnedBudget(lg, run.run_id).reserve(f"{MKP}:OR11", 10.0) > 5
+    _on_failure(pipeline, run, event)
+    (request,) = _evaluate(pipeline, "orders_catch_up").run_requests
+    caught_up = pipeline.run(tags=request.tags)
+    assert "skipped" not in _meta(caught_up, "mirakl_orders")  # the slot the dead run never used was its
+    with pipeline.ledger() as lg:
+        assert lg.refresh_debts("orders")[0].settled

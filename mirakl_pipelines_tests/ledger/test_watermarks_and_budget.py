@@ -139,6 +139,27 @@ def test_the_ledger_books_both_classes_as_the_pure_rule_does(clocked_ledger):
         assert ledger.book("decathlon_fr:OR11", 60, max_wait, priority) == expected
 
 
+def test_a_slot_a_dead_run_never_claimed_is_given_back_across_processes(clocked_ledger, ledger_url):
+    from mirakl_pipelines.mirakl.budget import OwnedBudget
+
+    ledger, clock = clocked_ledger
+    ledger.reserve("decathlon_fr:OR11", 60)  # a call at t0
+    clock.now += 10
+    assert OwnedBudget(ledger, "run-dead").reserve("decathlon_fr:OR11", 60) == 50  # booked t0+60, then killed
+    assert OwnedBudget(ledger, "run-live").reserve("leroymerlin_fr:OR11", 60) == 0
+    OwnedBudget(ledger, "run-live").spend("leroymerlin_fr:OR11")  # that one called
+    other = Ledger.connect(ledger_url, clock=clock)  # the run-failure sensor, another process
+    try:
+        assert other.release_unclaimed("run-live") == []  # it called: its slot stays spent
+        assert other.release_unclaimed("run-dead", prefix="leroymerlin_fr:") == []
+        assert other.release_unclaimed("run-dead", prefix="decathlon_fr:") == ["decathlon_fr:OR11"]
+        assert other.release_unclaimed("run-dead") == []  # once
+    finally:
+        other.close()
+    assert ledger.reserve("decathlon_fr:OR11", 60) == 50  # the catch-up gets t0+60, not t0+120
+    assert ledger.reserve("leroymerlin_fr:OR11", 60) == 60
+
+
 def test_a_refused_live_booking_holds_the_slot_in_the_ledger_for_other_processes(ledger_url):
     from mirakl_pipelines.mirakl.budget import BACKGROUND
 

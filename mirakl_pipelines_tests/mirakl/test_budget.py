@@ -1,4 +1,5 @@
 import json
+import math
 import re
 import threading
 
@@ -221,7 +222,9 @@ def test_background_slot_free_now_is_booked_whatever_came_before():
     budget = InMemoryBudget(clock)
     assert budget.book("k", I, priority=BACKGROUND).booked
     clock.now += I
-    assert budget.book("k", I, priority=BACKGROUND) == Booking(0.0, True, SlotState(clock.now, BACKGROUND, None))
+    previous = clock.now - I
+    assert budget.book("k", I, priority=BACKGROUND) == Booking(0.0, True, SlotState(clock.now, BACKGROUND, None,
+                                                                                   previous_slot=previous))
 
 
 def test_unknown_priority_is_refused():
@@ -286,3 +289,59 @@ def test_background_budget_gives_up_past_max_wait_booking_nothing():
     assert clock.now <= 1000 + 30
     live = shared.book("k", I, max_wait=I)
     assert live.booked and clock.now + live.wait == 1000 + I  # nothing was booked: the live caller's slot did not move
+
+
+# --- slots given back: a run that died waiting for its slot ----------------------------------------------------
+
+from mirakl_pipelines.mirakl.budget import OwnedBudget, claim_slot, release_slot  # noqa: E402
+
+
+def test_a_slot_booked_by_a_run_that_never_called_is_given_back():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    budget.book("k", I)  # a call at t0
+    clock.now += 30
+    dead = OwnedBudget(budget, "run-1")
+    assert dead.reserve("k", I) == 30  # run-1 books t0+60 and dies while it waits
+    assert budget.release("k", "run-1")
+    assert budget.book("k", I).wait == 30  # the next caller gets t0+60, not t0+120
+    assert not budget.release("k", "run-1")  # given back once; the slot is someone else's now
+
+
+def test_a_claimed_slot_or_another_owners_slot_is_never_given_back():
+    clock = FakeClock()
+    budget = InMemoryBudget(clock)
+    owned = OwnedBudget(budget, "run-1")
+    owned.reserve("k", I)
+    owned.spend("k")  # about to call: spent whatever happens next
+    assert not budget.release("k", "run-1")
+    assert OwnedBudget(budget, "run-2").reserve("k", I) == I
+    assert not budget.release("k", "run-1")  # not the last slot's owner
+    budget.book("k", I, priority=BACKGROUND)  # someone booked after run-2's slot
+    assert not budget.release("k", "run-2")  # only the last slot can be given back
+    assert BackgroundBudget(OwnedBudget(budget, "run-3"), sleep=lambda s: None).reserve("k", I, max_wait=0) > 0
+
+
+@given(st.lists(st.tuples(st.sampled_from(["book", "claim", "release"]), st.sampled_from(["a", "b", None]),
+                          st.floats(0, 200)), max_size=30))
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_calls_are_never_closer_than_the_interval_whatever_is_given_back(steps):
+    """Every booking not given back is a call (its owner may call even when it could no longer claim it); giving
+    back only the last, unclaimed slot never brings two calls closer than the interval."""
+    state, now, bookings = SlotState(), 0.0, []
+    for action, owner, advance in steps:
+        now += advance
+        if action == "book":
+            state = book_slot(state, now, I, math.inf, LIVE, owner).state
+            bookings.append({"slot": state.last_slot, "owner": owner, "given_back": False})
+        elif action == "claim" and owner is not None:
+            state = claim_slot(state, owner)
+        elif owner is not None:
+            released = release_slot(state, owner)
+            if released != state:
+                assert bookings[-1]["owner"] == owner and not bookings[-1]["given_back"]
+                bookings[-1]["given_back"] = True
+                bookings = [b for b in bookings if not b["given_back"]]
+            state = released
+    calls = sorted(b["slot"] for b in bookings)
+    assert all(later - earlier >= I - 1e-9 for earlier, later in zip(calls, calls[1:]))

@@ -178,7 +178,7 @@ def _refresh_day(context, cfg: Settings, ledger: LedgerResource, warehouse: Ware
                                   lookback=timedelta(minutes=schedule.lookback_minutes), previous_day_end=previous,
                                   full_day=full_day)
         patience, priority = _patience_and_priority(full_day)
-        with mirakl.client(cfg, code, budget=lg, max_wait=patience, priority=priority) as client:
+        with mirakl.client(cfg, code, budget=lg, max_wait=patience, priority=priority, owner=context.run.run_id) as client:
             pages = _pages(client, marketplace, start, end, now)
             try:
                 first = next(pages, [])
@@ -209,7 +209,8 @@ def _fetch_ranges(context, cfg: Settings, ledger: LedgerResource, warehouse: War
         for code, days in runs.items():
             marketplace = cfg.marketplace(code)
             start, end = range_window(days, now)
-            with mirakl.client(cfg, code, budget=lg, max_wait=patience, priority=priority) as client:
+            with mirakl.client(cfg, code, budget=lg, max_wait=patience, priority=priority,
+                               owner=context.run.run_id) as client:
                 writer = _write_pages(raw_dataset.RangeWriter(warehouse.base_path, code, days),
                                       _pages(client, marketplace, start, end, now))
                 calls += sum(client.calls.values())

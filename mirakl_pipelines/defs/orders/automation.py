@@ -108,9 +108,12 @@ def build_order_sensors(config: Settings, job) -> list[dg.SensorDefinition]:
         if code not in {m.code for m in settings.load().marketplaces}:
             return
         # Owed at once, not at the next OR11 slot: what the dead run fetched is already in the day's files, so the
-        # catch-up's import runs now; its fetch skips if the slot is still taken, and is owed again for that slot.
+        # catch-up's import runs now. A slot the run booked but died waiting for is given back first, so the catch-up
+        # fetches at once too; a slot it called on stays spent, and the catch-up's fetch is owed again for the next.
         with ledger.open() as lg:
+            released = lg.release_unclaimed(run.run_id, prefix=f"{code}:")
             lg.owe_refresh(FLOW, code, date.fromisoformat(day), datetime.now(timezone.utc), f"run {run.run_id} failed")
-        context.log.info("%s: refresh run %s failed; a refresh is owed now", code, run.run_id)
+        context.log.info("%s: refresh run %s failed; a refresh is owed now%s", code, run.run_id,
+                         f" (slots it never used given back: {', '.join(released)})" if released else "")
 
     return [orders_catch_up, orders_refresh_failures]
