@@ -10,7 +10,7 @@ import pytest
 from mirakl_pipelines.defs.orders.assets import FULL_DAY_TAG
 from mirakl_pipelines.defs.orders.catch_up import CATCH_UP_TAG, STALE_AFTER, due_catch_ups
 from mirakl_pipelines.ledger.budget import RefreshDebt
-from mirakl_pipelines.mirakl.budget import min_interval
+from mirakl_pipelines.mirakl.budget import OwnedBudget, min_interval
 from mirakl_pipelines.mirakl.client import BUDGET_MARGIN_SECONDS
 from mirakl_pipelines_tests.defs.conftest import RATE_LIMIT_SCALE
 from mirakl_pipelines_tests.defs.test_orders_flow import MKP, Pipeline, _meta
@@ -103,9 +103,13 @@ def test_a_failed_live_refresh_run_owes_a_refresh_but_a_failed_catch_up_or_close
     tags = {k: v for k, v in pipeline.run().dagster_run.tags.items() if k.startswith("dagster/partition")}
     assert tags["dagster/partition/marketplace"] == MKP
     for kind in ({FULL_DAY_TAG: "true"}, {CATCH_UP_TAG: "true"}):
-        _on_failure(pipeline, *_fail_a_run_like(pipeline, {**tags, **kind}))
+        run, event = _fail_a_run_like(pipeline, {**tags, **kind})
+        with pipeline.ledger() as lg:
+            waited_for = OwnedBudget(lg, run.run_id).reserve(f"{MKP}:OR11", 10.0)  # died waiting for a slot 10 s on
+        _on_failure(pipeline, run, event)
         with pipeline.ledger() as lg:
             assert lg.refresh_debts("orders") == []
+            assert lg.next_slot(f"{MKP}:OR11", OR11_INTERVAL) - time.time() < waited_for / 2  # given back all the same
     opens = _take_the_slot(pipeline, 4.0)  # the dead run (or another caller) booked OR11 ahead
     run, event = _fail_a_run_like(pipeline, tags)
     _on_failure(pipeline, run, event)
@@ -170,8 +174,6 @@ def test_the_project_definitions_register_both_order_sensors():
 
 
 def test_a_run_killed_while_it_waited_for_its_slot_gives_the_slot_back_and_the_catch_up_fetches_at_once(pipeline):
-    from mirakl_pipelines.mirakl.budget import OwnedBudget
-
     tags = {k: v for k, v in pipeline.run().dagster_run.tags.items() if k.startswith("dagster/partition")}
     run, event = _fail_a_run_like(pipeline, tags)
     with pipeline.ledger() as lg:

@@ -95,25 +95,29 @@ def build_order_sensors(config: Settings, job) -> list[dg.SensorDefinition]:
 
     @dg.run_failure_sensor(name="orders_refresh_failures", monitored_jobs=[job],
                            default_status=_status(config, dg.DefaultSensorStatus),
-                           description="A live refresh run that failed owes a refresh, caught up when OR11's slot opens.")
+                           description="A failed run gives back the OR11 slots it never called on; a live refresh that failed "
+                                       "owes a refresh, caught up at once.")
     def orders_refresh_failures(context: dg.RunFailureSensorContext, ledger: LedgerResource,
                                 settings: SettingsResource):
         run = context.dagster_run
-        code, day = run.tags.get("dagster/partition/marketplace"), run.tags.get("dagster/partition/date")
-        # Close-outs and backfills are re-run by their owner; a failed catch-up owes nothing (no loop).
-        if not code or not day or run.tags.get(FULL_DAY_TAG) == "true" or run.tags.get(CATCH_UP_TAG) == "true":
-            return
-        if date.fromisoformat(day) != datetime.now(timezone.utc).date():
-            return
-        if code not in {m.code for m in settings.load().marketplaces}:
-            return
-        # Owed at once, not at the next OR11 slot: what the dead run fetched is already in the day's files, so the
-        # catch-up's import runs now. A slot the run booked but died waiting for is given back first, so the catch-up
-        # fetches at once too; a slot it called on stays spent, and the catch-up's fetch is owed again for the next.
         with ledger.open() as lg:
-            released = lg.release_unclaimed(run.run_id, prefix=f"{code}:")
+            # Any run of the job that died waiting for a slot (a catch-up, a close-out, a backfill too) gives back
+            # the slots it booked and never called on; a slot it called on stays spent.
+            released = lg.release_unclaimed(run.run_id)
+            if released:
+                context.log.info("run %s failed before calling on its slots: given back %s", run.run_id,
+                                 ", ".join(released))
+            code, day = run.tags.get("dagster/partition/marketplace"), run.tags.get("dagster/partition/date")
+            # Close-outs and backfills are re-run by their owner; a failed catch-up owes nothing (no loop).
+            if not code or not day or run.tags.get(FULL_DAY_TAG) == "true" or run.tags.get(CATCH_UP_TAG) == "true":
+                return
+            if date.fromisoformat(day) != datetime.now(timezone.utc).date():
+                return
+            if code not in {m.code for m in settings.load().marketplaces}:
+                return
+            # Owed at once, not at the next OR11 slot: what the dead run fetched is already in the day's files, so
+            # the catch-up's import runs now, and its fetch too when the run never called on its slot.
             lg.owe_refresh(FLOW, code, date.fromisoformat(day), datetime.now(timezone.utc), f"run {run.run_id} failed")
-        context.log.info("%s: refresh run %s failed; a refresh is owed now%s", code, run.run_id,
-                         f" (slots it never used given back: {', '.join(released)})" if released else "")
+        context.log.info("%s: refresh run %s failed; a refresh is owed now", code, run.run_id)
 
     return [orders_catch_up, orders_refresh_failures]
