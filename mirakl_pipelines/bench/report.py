@@ -129,7 +129,8 @@ grow with the machine's load, which the notes give.
 The latency-through-failures figure runs the latency set-up for 15 minutes while the benchmark disrupts it as the
 issue's demo was disrupted: a run worker killed (kill -9) mid-run every 90 s, marketplaces in turn, and once a
 backfill taking a marketplace's OR11 slot with a real call. A killed run is caught up at once (what it fetched is
-in the day's files); a slot another caller took cannot be given back (Mirakl allows one OR11 a minute), so the
+in the day's files, and a slot it booked but never called on is given back); a slot another caller called on cannot
+be given back (Mirakl allows one OR11 a minute), so the
 orders that marketplace would have fetched in it wait one interval more. The figure therefore depends on how often
 such calls happen; the notes give the disruptions.
 

@@ -93,7 +93,9 @@ def build_order_sensors(config: Settings, job) -> list[dg.SensorDefinition]:
         return [dg.RunRequest(run_key=c.run_key, partition_key=partition_key(c.day, c.debt.marketplace),
                               tags={"marketplace": c.debt.marketplace, CATCH_UP_TAG: "true"}) for c in due]
 
+    # Every few seconds, not Dagster's default 30 s: the catch-up of a killed refresh waits for this tick.
     @dg.run_failure_sensor(name="orders_refresh_failures", monitored_jobs=[job],
+                           minimum_interval_seconds=CATCH_UP_INTERVAL_SECONDS,
                            default_status=_status(config, dg.DefaultSensorStatus),
                            description="A failed run gives back the OR11 slots it never called on; a live refresh that failed "
                                        "owes a refresh, caught up at once.")
