@@ -151,3 +151,30 @@ def test_a_partly_cancelled_line_imports_its_live_units_in_both_readings(pipelin
     paid = mirakl["total_price"] - (sum(c["amount"] + c["shipping_amount"] for line in mirakl["order_lines"]
                                         for c in line["cancelations"]) if reading == "gross" else 0)
     assert order["totalPriceSet"]["shopMoney"]["amount"] == f"{paid:.2f}"
+
+
+def test_a_follow_up_is_late_only_once_its_run_had_time_to_bring_it_in(pipeline, sandbox):
+    import sqlalchemy as sa
+
+    from mirakl_pipelines.defs.orders.checks import FOLLOW_UP_GRACE, evaluate_order_checks
+    from mirakl_pipelines.ledger.tables import order_links
+
+    sim = sandbox.sims[MKP]
+    sim.add_order(_order("POD-2-A", [_line("ALP-MERINO-S", 1)], payment_workflow="PAY_ON_DELIVERY"))
+    pipeline.run()
+    _wait_until_shipping(sim, ["POD-2-A"])
+    assert _meta(pipeline.run(), "shopify_orders")["imported"] == 1
+    observed = datetime.now(timezone.utc)
+    with closing(pipeline.ledger()) as ledger:
+        # The debit was just observed (another marketplace's run evaluates the checks before this one follows up).
+        with ledger._engine.begin() as conn:
+            conn.execute(sa.update(order_links).where(order_links.c.mirakl_order_id == "POD-2-A")
+                         .values(mirakl_paid=True, updated_at=observed))
+        marketplaces = [pipeline.settings.marketplace(MKP)]
+
+        def in_step(now):
+            return {r.check_name: r for r in evaluate_order_checks(ledger, marketplaces, now)}["imported_orders_in_step"]
+
+        assert in_step(observed + timedelta(seconds=30)).passed  # being brought in: not late
+        late = in_step(observed + FOLLOW_UP_GRACE + timedelta(seconds=1))
+        assert not late.passed and late.severity.value == "ERROR" and late.metadata["follow_ups_to_do"].value == 1

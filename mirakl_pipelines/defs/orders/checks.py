@@ -50,6 +50,10 @@ ORDER_CHECK_SPECS = [
     ),
 ]
 
+# How long a follow-up may wait for the run that observed it (a run takes seconds to a minute) before it is late.
+FOLLOW_UP_GRACE = timedelta(minutes=2)
+
+
 def evaluate_order_checks(ledger: Ledger, marketplaces: Sequence[MarketplaceConfig],
                           now: datetime) -> list[dg.AssetCheckResult]:
     late, urgent, exceptions = Findings(marketplaces), Findings(marketplaces), Findings(marketplaces)
@@ -75,8 +79,11 @@ def evaluate_order_checks(ledger: Ledger, marketplaces: Sequence[MarketplaceConf
 
         exceptions.add(code, [f"{e.record_id} [{e.kind}] {e.reason}"
                               for e in ledger.open_exceptions(code, kinds=ORDER_EXCEPTION_KINDS)])
+        # Behind only once a run had time to bring it in: a change observed seconds ago is being followed up by the
+        # marketplace's own run, while another marketplace's run evaluates this check.
+        seen_before = now - FOLLOW_UP_GRACE
         behind.add(code, [f"{o.mirakl_order_id} ({o.shopify_order_name}): Mirakl's latest change not yet in Shopify"
-                          for o in ledger.follow_ups(code)])
+                          for o in ledger.follow_ups(code) if o.updated_at <= seen_before])
         failed.add(code, [f"{e.record_id}: {e.reason}" for e in ledger.open_exceptions(code, kinds=[FOLLOW_UP_FAILED])])
         cancelled.add(code, [f"{e.record_id}: {e.reason}"
                              for e in ledger.open_exceptions(code, kinds=[CANCELLED_AFTER_IMPORT])])
