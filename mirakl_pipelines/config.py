@@ -8,6 +8,7 @@ An invalid file fails at load with the file, the field and what was expected.
 import os
 import re
 import string
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
@@ -204,6 +205,86 @@ class FulfilmentsConfig(_Strict):
         return _valid_cron_expression(value)
 
 
+class StockConfig(_Strict):
+    """How Shopify inventory becomes this marketplace's offer stock (STO01), and when the stock-delta check complains."""
+
+    enabled: bool = True
+    locations: list[str] = Field(
+        default_factory=list,
+        description="Shopify locations whose `available` counts, each a name, a gid://shopify/Location/… id or the "
+                    "number in the admin URL; empty = every active location",
+    )
+    mode: Literal["sum", "single"] = Field(
+        default="sum", description="sum the counted locations, or publish the one location listed in `locations`"
+    )
+    buffer_units: int = Field(default=0, ge=0, description="units held back from every SKU's servable quantity")
+    buffer_percent: Decimal = Field(
+        default=Decimal(0), ge=0, le=100, decimal_places=4,
+        description="percent held back after buffer_units; the published quantity is rounded down",
+    )
+    cap: Optional[int] = Field(default=None, ge=0, description="never publish more than this per offer")
+    zero_below: int = Field(default=0, ge=0, description="a computed quantity below this is published as 0")
+    sku_map_file: Optional[str] = Field(
+        default=None, min_length=1,
+        description="CSV of offer-sku exceptions (marketplace,offer_sku,shopify_sku), relative to the project like "
+                    "carriers_file; without it offer-sku = Shopify SKU",
+    )
+    cron: str = Field(default="*/15 * * * *", description="pushes of the SKUs that changed since the last push")
+    full_cron: str = Field(default="0 3 * * *", description="pushes of every SKU (the slower full file)")
+    debounce_seconds: int = Field(
+        default=10, ge=0, le=900,
+        description="a push waits until the first of a burst of inventory_levels/update webhooks is this old, so the "
+                    "burst yields one push (STO01's once-a-minute limit coalesces more)"
+    )
+    tolerance: int = Field(
+        default=0, ge=0, description="units a SKU may differ by, beyond in-flight orders, before stock_delta counts it"
+    )
+    max_differing_skus: int = Field(
+        default=10, ge=0, description="stock_delta is an ERROR when more SKUs than this differ beyond tolerance"
+    )
+    shopify_bulk_threshold: int = Field(
+        default=5000, ge=1, description="read Shopify inventory with a bulk operation above this many variants"
+    )
+    mirakl_export_threshold: int = Field(
+        default=2000, ge=1, description="read Mirakl offers with the asynchronous export (OF52) above this many offers"
+    )
+    import_timeout_seconds: int = Field(
+        default=600, ge=1, description="a stock import (STO02) not COMPLETE or FAILED after this is an error"
+    )
+
+    @field_validator("locations")
+    @classmethod
+    def _named_locations(cls, locations: list[str]) -> list[str]:
+        blank = [i for i, entry in enumerate(locations) if not entry.strip()]
+        if blank:
+            raise ValueError(f"location entries {blank} are empty; write a location name, gid or numeric id")
+        return [entry.strip() for entry in locations]
+
+    @field_validator("mode")
+    @classmethod
+    def _single_names_one(cls, mode: str, info: ValidationInfo) -> str:
+        locations = info.data.get("locations")
+        if mode == "single" and locations is not None and len(locations) != 1:
+            raise ValueError(
+                f"mode 'single' publishes one location's stock: list exactly one in stock.locations (got {len(locations)})"
+            )
+        return mode
+
+    @field_validator("zero_below")
+    @classmethod
+    def _cap_above_threshold(cls, zero_below: int, info: ValidationInfo) -> int:
+        cap = info.data.get("cap")
+        # cap 0 deliberately publishes 0 everywhere (a paused marketplace); 0 < cap < zero_below does so by accident.
+        if cap and cap < zero_below:
+            raise ValueError(f"zero_below {zero_below} is above cap {cap}: every SKU would be published as 0")
+        return zero_below
+
+    @field_validator("cron", "full_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return _valid_cron_expression(value)
+
+
 class MarketplaceConfig(_Strict):
     code: str = Field(pattern=r"^[a-z0-9_]+$", description="short id used in partitions and paths, e.g. decathlon_fr")
     name: str
@@ -217,6 +298,7 @@ class MarketplaceConfig(_Strict):
     acceptance: AcceptanceConfig = Field(default_factory=AcceptanceConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     fulfilments: FulfilmentsConfig = Field(default_factory=FulfilmentsConfig)
+    stock: StockConfig = Field(default_factory=StockConfig)
 
     @model_validator(mode="after")
     def _acceptance_fits_import(self) -> "MarketplaceConfig":
@@ -341,5 +423,5 @@ def cached_settings(path: str | None = None) -> Settings:
 
 __all__ = [
     "AcceptanceConfig", "ConfigError", "FulfilmentsConfig", "InvoiceConfig", "MarketplaceConfig", "OrderImportConfig", "ScheduleConfig",
-    "Settings", "ShopifyStoreConfig", "cached_settings", "load_settings", "parse_settings",
+    "Settings", "ShopifyStoreConfig", "StockConfig", "cached_settings", "load_settings", "parse_settings",
 ]

@@ -22,14 +22,16 @@ import yaml
 from mirakl_pipelines import running_demo
 from mirakl_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, RATE_LIMIT_SCALE_ENV, load_settings
 from mirakl_pipelines.sandbox.mirakl.app import create_mirakl_app
+from mirakl_pipelines.sandbox.mirakl.offers import catalogue_offers
 from mirakl_pipelines.sandbox.mirakl.state import MarketplaceSettings, MarketplaceSim
 from mirakl_pipelines.sandbox.scenario import Scenario, ScenarioSettings
 from mirakl_pipelines.sandbox.server import RunningServer, serve_in_thread
 from mirakl_pipelines.sandbox.shopify.app import create_shopify_app
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, StoreSettings
+from mirakl_pipelines.sandbox.shopify.shop_floor import ShopFloor
 from mirakl_pipelines.sandbox.shopify.warehouse import Warehouse
 from mirakl_pipelines.webhooks.app import WEBHOOK_PATH, create_webhook_app
-from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS
+from mirakl_pipelines.webhooks.topics import FULFILMENT_TOPICS, INVENTORY_TOPICS
 
 CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
 # Two marketplaces side by side. Decathlon quotes prices tax included, ships complete orders only (one OR23 +
@@ -39,11 +41,19 @@ CATALOGUE = PROJECT_ROOT / "data" / "sandbox" / "catalogue.yaml"
 DEMO_MARKETPLACES = {
     "decathlon_fr": dict(name="Decathlon FR (sandbox)", window_hours=72, refuse_unservable=False, tax_mode="TAX_INCLUDED",
                          partial_shipments=False, multiple_shipments=False, accepts_unregistered_carriers=False,
-                         invoice=True),
+                         invoice=True,
+                         stock={"locations": ["Entrepôt Lyon", "Boutique Paris"], "mode": "sum", "buffer_units": 2}),
     "leroymerlin_fr": dict(name="Leroy Merlin FR (sandbox)", window_hours=120, refuse_unservable=True,
                            tax_mode="TAX_EXCLUDED", partial_shipments=True, multiple_shipments=True,
-                           accepts_unregistered_carriers=True, invoice=False),
+                           accepts_unregistered_carriers=True, invoice=False,
+                           stock={"locations": ["Entrepôt Lyon"], "mode": "single", "buffer_percent": "10", "cap": 50,
+                                  "zero_below": 2}),
 }
+# Each marketplace's own stock policy (above); in the demo changed SKUs go every 3 minutes, every SKU every 15, and an
+# inventory webhook starts a push 10 s after the first change of its burst.
+DEMO_STOCK_CRONS = {"cron": "*/3 * * * *", "full_cron": "*/15 * * * *", "debounce_seconds": 10}
+# Something happens on the shop floor (a delivery, a sale over the counter, a write-off, a count) this often.
+DEMO_SHOP_FLOOR_SECONDS = 25.0
 # Payments the marketplaces take later than acceptance arrive within the demo's first minutes: a debit after
 # shipment or delivery a minute later, a payment term of N days after N × 4 s, delivery two minutes after shipping.
 DEMO_DEFERRED_DEBIT = timedelta(seconds=60)
@@ -100,6 +110,7 @@ class Sandbox:
                 "acceptance": {"mode": "auto", "window_hours": spec["window_hours"], "refuse_unservable": spec["refuse_unservable"]},
                 "schedule": {"cron": cron, "lookback_minutes": 120},
                 "fulfilments": self._fulfilments(spec),
+                "stock": {**spec["stock"], **DEMO_STOCK_CRONS},
             } for code, spec in DEMO_MARKETPLACES.items()],
         }
 
@@ -131,6 +142,9 @@ class Sandbox:
 DEMO_INSTANCE_YAML = (
     "telemetry:\n  enabled: false\n"
     "run_queue:\n  dequeue_interval_seconds: 1\n  dequeue_use_threads: true\n  dequeue_num_workers: 4\n"
+    # One stock run per marketplace at a time (as in production): a file never goes over one Mirakl is processing.
+    "  tag_concurrency_limits:\n    - key: mirakl_pipelines/stock\n      value: {applyLimitPerUniqueValue: true}\n"
+    "      limit: 1\n"
     "sensors:\n  use_threads: true\n  num_workers: 4\n  num_submit_workers: 4\n"
 )
 
@@ -147,11 +161,13 @@ def start_shipping(sandbox: Sandbox, ledger_url: str, *, seed: int, delay_second
                    partial_share: float = 0.1, unknown_carrier_share: float = 0.05,
                    dagster_graphql_url: str | None = None) -> tuple[RunningServer, Warehouse]:
     """The Shopify side of shipping: the webhook receiver (in a thread, storing into `ledger_url`'s inbox, and
-    starting each fulfilment's push run through `dagster_graphql_url` when given), the store's subscription to it,
-    and a warehouse fulfilling imported orders after a delay with a French carrier mix."""
+    starting each fulfilment's push run through `dagster_graphql_url` when given), the store's subscription to it
+    (fulfilments, and inventory changes for the stock flow), and a warehouse fulfilling imported orders after a delay
+    with a French carrier mix."""
     receiver = serve_in_thread(create_webhook_app(ledger_url, [sandbox.secrets["webhook"]],
                                                   dagster_graphql_url=dagster_graphql_url), name="webhooks")
-    sandbox.store.subscribe(f"{receiver.url}{WEBHOOK_PATH}", sandbox.secrets["webhook"], list(FULFILMENT_TOPICS))
+    sandbox.store.subscribe(f"{receiver.url}{WEBHOOK_PATH}", sandbox.secrets["webhook"],
+                            list(FULFILMENT_TOPICS + INVENTORY_TOPICS))
     warehouse = Warehouse(sandbox.store, seed=seed, delay_seconds=delay_seconds, partial_share=partial_share,
                           unknown_carrier_share=unknown_carrier_share)
     warehouse.start()
@@ -186,6 +202,10 @@ def start_sandbox(seed: int = 7, orders_per_minute: float = 4.0, rate_limit_scal
                          ScenarioSettings(seed=seed, orders_per_minute=orders_per_minute, showcase=showcase,
                                           tax_excluded_marketplaces=excluded, cancel_delay_seconds=DEMO_CANCEL_DELAY))
     scenario = Scenario(sims, catalogue, scenario_settings)
+    # Every marketplace lists the catalogue at the quantities a previous tool left (every location, no buffer), and
+    # the SKUs Shopify no longer has at 0 (an operator zeroed them: nothing would ever update them).
+    for sim in sims.values():
+        sim.offers.seed(catalogue_offers(catalogue, unknown_quantity=0))
     servers = {code: serve_in_thread(create_mirakl_app(sim), name=code) for code, sim in sims.items()}
     servers["shopify"] = serve_in_thread(create_shopify_app(store), name="shopify")
     past = scenario.seed_past_days(past_days, DEMO_PAST_ORDERS_PER_DAY) if past_days else None
@@ -409,6 +429,8 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, durat
     receiver, warehouse = start_shipping(sandbox, f"sqlite:///{work / 'ledger.sqlite'}", seed=seed,
                                          delay_seconds=DEMO_WAREHOUSE_DELAY, dagster_graphql_url=graphql_url)
     sandbox.servers["webhooks"] = receiver
+    floor = ShopFloor(sandbox.store, seed=seed)
+    floor.start(DEMO_SHOP_FLOOR_SECONDS)
     log_path = work / "dagster.log"
     # Run from the work directory: the production dagster.yaml at the project root is not the demo's instance.
     # The services log warnings only (not every sensor tick); runs log INFO (python_log_level in the instance).
@@ -437,6 +459,7 @@ def run_demo(port: int, seed: int, orders_per_minute: float, workdir: str, durat
         stopped_at = time.time()
         _stop_process_group(dagster)
         warehouse.stop()
+        floor.stop()
         sandbox.stop()
         running_demo.clear(work)
         _tidy_runs(dagster_home, stopped_at)

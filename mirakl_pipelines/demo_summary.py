@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from mirakl_pipelines.config import Settings
 from mirakl_pipelines.ledger import Ledger
-from mirakl_pipelines.ledger.tables import exception_queue, fulfilment_pushes, order_lines, order_links
+from mirakl_pipelines.ledger.tables import exception_queue, fulfilment_pushes, order_lines, order_links, stock_imports, stock_sent
 
 
 def summarize(settings: Settings, dagster_home: Path | None, seconds: float) -> str:
@@ -70,8 +70,20 @@ def _flows(conn: sa.Connection, code: str, runs: Counter) -> list[str]:
         f"after import: {runs['marked_paid']} marked paid when the debit arrived, {held} cancelled units held in "
         f"Shopify, {runs['addresses_completed']} addresses completed, {runs['follow_ups_failed']} follow-ups failed",
         f"shipments: {shipped} orders shipped in Mirakl",
+        _stock(conn, code),
         f"open exceptions: {_counts(exceptions)}",
     ]
+
+
+def _stock(conn: sa.Connection, code: str) -> str:
+    imports = stock_imports.c
+    by_status = Counter(dict(conn.execute(sa.select(imports.status, sa.func.count()).where(imports.marketplace == code)
+                                          .group_by(imports.status)).all()))
+    lines = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(imports.lines), 0)).where(imports.marketplace == code))
+    states = Counter(dict(conn.execute(sa.select(stock_sent.c.state, sa.func.count()).where(stock_sent.c.marketplace == code)
+                                       .group_by(stock_sent.c.state)).all()))
+    return (f"stock: {sum(by_status.values())} STO01 imports ({_counts(by_status)}) carrying {lines} lines; "
+            f"offers as last sent: {_counts(states)}")
 
 
 def _checks(settings: Settings, dagster_home: Path) -> list[str]:
@@ -83,18 +95,17 @@ def _checks(settings: Settings, dagster_home: Path) -> list[str]:
     keys = sorted(build_definitions(settings).resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
     rows = []
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
         for key in keys:
-            record = latest.get(key)
+            # The latest evaluation: a run the stop cut short only planned its checks, so look past it.
+            history = instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
+            evaluation = next((e for e in (r.event.dagster_event.event_specific_data for r in history if r.event)
+                               if hasattr(e, "passed")), None)
             text = "not evaluated"
-            if record is not None:
-                evaluation = record.event.dagster_event.event_specific_data if record.event else None
-                text = record.status.value
-                if evaluation is not None:
-                    text = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
-                    counts = evaluation.metadata.get("by_marketplace")
-                    if counts is not None and not evaluation.passed:
-                        text += ": " + ", ".join(f"{code} {n}" for code, n in counts.value.items())
+            if evaluation is not None:
+                text = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
+                counts = evaluation.metadata.get("by_marketplace")
+                if counts is not None and not evaluation.passed:
+                    text += ": " + ", ".join(f"{code} {n}" for code, n in counts.value.items())
             rows.append(f"{key.asset_key.to_user_string()}:{key.name}: {text}")
     return rows
 

@@ -116,3 +116,21 @@ def _prepared(path: str) -> dict:
 @lru_cache(maxsize=1)
 def _registry(path: str) -> Registry:
     return Registry().with_resource(SPEC_URI, Resource.from_contents(_prepared(path), default_specification=DRAFT202012))
+
+
+def declared_content(operation: str, method: str, path: str, response) -> dict | None:
+    """Check a sandbox response's status against the spec's declared responses of (method, path): an error
+    (>= 400, undeclared) must be the classic body; a success must be declared. Returns the declared content
+    (media type → {schema}) of a success with a body, None for an error or an empty success (then checked here)."""
+    declared = load_spec()["paths"][path][method.lower()]["responses"]
+    status = str(response.status_code)
+    if response.status_code >= 400:
+        assert status not in declared, f"{operation} declares {status}: validate against its schema instead"
+        validate(CLASSIC_ERROR, response.json())
+        assert response.json()["status"] == response.status_code
+        return None
+    assert status in declared, f"{operation} answered {status}, which the spec does not declare ({sorted(declared)})"
+    content = declared[status].get("content")
+    if content is None:
+        assert response.content == b"", f"{operation} {status} must have no body"
+    return content

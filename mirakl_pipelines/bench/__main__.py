@@ -1,8 +1,10 @@
 """`python -m mirakl_pipelines.bench`: every benchmark at its real size, a table, and BENCHMARKS.md.
 
-    python -m mirakl_pipelines.bench [--only import refresh latency latency_failures memory memory_large shipping webhooks]
+    python -m mirakl_pipelines.bench [--only import refresh latency latency_failures memory memory_large shipping webhooks
+                                             stock_large stock_latency]
                                      [--output BENCHMARKS.md] [--latency-seconds 420] [--failures-seconds 900] [--shipping-seconds 300]
-                                     [--webhook-deliveries 5000] [--no-write]
+                                     [--webhook-deliveries 5000] [--stock-skus 100000] [--stock-changed 1000]
+                                     [--stock-latency-seconds 400] [--no-write]
 
 Each benchmark works in a temporary directory of its own (ledger, warehouse, Dagster home, logs),
 removed at the end unless --keep is given.
@@ -21,11 +23,14 @@ from mirakl_pipelines.bench.memory import bench_memory
 from mirakl_pipelines.bench.refresh import bench_refresh
 from mirakl_pipelines.bench.report import BenchResult, Figure, machine_info, render_table, write_markdown
 from mirakl_pipelines.bench.shipping import bench_shipping
+from mirakl_pipelines.bench.stock import bench_stock_large
+from mirakl_pipelines.bench.stock_latency import bench_stock_latency
 from mirakl_pipelines.bench.throughput import bench_import
 from mirakl_pipelines.bench.webhook_throughput import bench_webhooks
 from mirakl_pipelines.config import PROJECT_ROOT
 
-BENCHMARKS = ("import", "refresh", "latency", "latency_failures", "memory", "memory_large", "shipping", "webhooks")
+BENCHMARKS = ("import", "refresh", "latency", "latency_failures", "memory", "memory_large", "shipping", "webhooks",
+              "stock_large", "stock_latency")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-large-orders", type=int, default=50_000, help="the day size memory must not grow with")
     parser.add_argument("--shipping-seconds", type=float, default=300.0)
     parser.add_argument("--webhook-deliveries", type=int, default=5_000)
+    parser.add_argument("--stock-skus", type=int, default=100_000, help="catalogue size of the stock_large benchmark")
+    parser.add_argument("--stock-changed", type=int, default=1_000, help="SKUs changed before its delta run")
+    parser.add_argument("--stock-latency-seconds", type=float, default=400.0, help="length of the stock latency run")
     args = parser.parse_args(argv)
 
     runners = {
@@ -54,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory_large": lambda d: bench_memory(d, orders=args.memory_large_orders),
         "shipping": lambda d: bench_shipping(d, duration_s=args.shipping_seconds),
         "webhooks": lambda d: bench_webhooks(d, deliveries=args.webhook_deliveries),
+        "stock_large": lambda d: bench_stock_large(d, skus=args.stock_skus, changed=args.stock_changed),
+        "stock_latency": lambda d: bench_stock_latency(d, duration_s=args.stock_latency_seconds),
     }
     root = Path(tempfile.mkdtemp(prefix="mirakl-bench-"))
     results = []

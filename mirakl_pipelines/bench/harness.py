@@ -115,6 +115,16 @@ class SandboxProcess:
         with ThreadPoolExecutor(threads) as pool:
             return list(pool.map(place, orders))
 
+    def stock_control(self, method: str, path: str, body: Optional[dict] = None):
+        """A call to the stock benchmarks' control app (the sandbox process started with `--stock-control`)."""
+        base = self.info.get("stock_control_url")
+        if not base:
+            raise BenchError("the sandbox process was started without --stock-control")
+        response = self.http.request(method, base + path, json=body)
+        if response.status_code != 200:
+            raise BenchError(f"{method} {path} on the stock control app: {response.status_code} {response.text[:500]}")
+        return response.json()
+
     def _get(self, base: str, path: str):
         response = self.http.get(base + path)
         response.raise_for_status()
@@ -124,11 +134,13 @@ class SandboxProcess:
 @contextmanager
 def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay: float = 20.0,
                     scenario_orders_per_minute: float = 0.0, cron: str = "* * * * *",
-                    shipping: Optional[dict] = None, start_timeout: float = 60.0) -> Iterator[SandboxProcess]:
+                    shipping: Optional[dict] = None, start_timeout: float = 60.0,
+                    extra_args: Optional[list[str]] = None) -> Iterator[SandboxProcess]:
     """Start `python -m mirakl_pipelines.bench.sandbox_process` and stop it (and only it) at the end.
 
     `shipping` (e.g. {"warehouse_delay": 5, "partial_share": 0, "unknown_carrier_share": 0}) also runs the
     webhook receiver, subscribed to the store, and the warehouse in that process, as the demo does.
+    `extra_args`: more of sandbox_process's options (e.g. ["--stock-skus", "100000", "--stock-control"]).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     info_path = workdir / "sandbox.json"
@@ -141,7 +153,8 @@ def sandbox_process(workdir: Path, *, rate_limit_scale: float = 1.0, debit_delay
     process = subprocess.Popen(
         [sys.executable, "-m", "mirakl_pipelines.bench.sandbox_process", "--info", str(info_path),
          "--workdir", str(workdir), "--rate-limit-scale", str(rate_limit_scale), "--debit-delay", str(debit_delay),
-         "--scenario-orders-per-minute", str(scenario_orders_per_minute), "--cron", cron, *options],
+         "--scenario-orders-per-minute", str(scenario_orders_per_minute), "--cron", cron, *options,
+         *(extra_args or [])],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env({}),
     )
     http = httpx.Client(timeout=60)
@@ -234,7 +247,7 @@ class DemoRun:
 
 def run_demo_setup(workdir: Path, duration_s: float, *, debit_delay_s: float, orders_per_minute: float,
                    shipping: Optional[dict] = None, disrupt: Optional[Callable] = None,
-                   receiver_launches: bool = True) -> DemoRun:
+                   receiver_launches: bool = True, sandbox_args: Optional[list[str]] = None) -> DemoRun:
     """The demo set-up for `duration_s` (sandbox + scenario with Mirakl's real limits, one-minute refreshes,
     `dagster dev` with schedules and sensors; with `shipping`, the receiver and the warehouse too), then its state.
 
@@ -242,13 +255,15 @@ def run_demo_setup(workdir: Path, duration_s: float, *, debit_delay_s: float, or
     other callers) until `stop_event` is set; what it returns is kept in `DemoRun.disruptions`.
     With `shipping` and `receiver_launches`, the receiver starts each fulfilment's push run through the webserver's
     GraphQL endpoint, as the demo's does (the port is chosen first: the receiver starts before `dagster dev`).
+    `sandbox_args`: more options for the sandbox process (sandbox_process's `extra_args`).
     """
     port = free_port()
     graphql_url = f"http://127.0.0.1:{port}/graphql" if shipping is not None and receiver_launches else None
     if graphql_url:
         shipping = {**shipping, "dagster_graphql_url": graphql_url}
     with sandbox_process(workdir, rate_limit_scale=1.0, debit_delay=debit_delay_s, cron="* * * * *",
-                         scenario_orders_per_minute=orders_per_minute, shipping=shipping) as sandbox:
+                         scenario_orders_per_minute=orders_per_minute, shipping=shipping,
+                         extra_args=sandbox_args) as sandbox:
         config = write_config(sandbox, workdir, dagster_graphql_url=graphql_url)
         with dagster_dev(sandbox, config, workdir, port=port) as dagster:
             start = datetime.now(timezone.utc)
@@ -301,18 +316,19 @@ def write_config(sandbox: SandboxProcess, workdir: Path, dagster_graphql_url: Op
 
 
 def run_jobs(sandbox: SandboxProcess, config_path: Path, workdir: Path, runs: list[dict],
-             rate_limit_scale: float, timeout: float = 1800.0) -> dict:
-    """Run `runs` ({label, marketplace, day}) in one `job_runner` child process; its JSON result.
+             rate_limit_scale: float, timeout: float = 1800.0, runner: str = "mirakl_pipelines.bench.job_runner",
+             extra_spec: Optional[dict] = None) -> dict:
+    """Run `runs` ({label, marketplace, day}) in one `runner` child process (job_runner: orders_sync); its JSON result.
 
     Raises BenchError naming the run when one fails: a figure from a failed run means nothing.
     """
     spec = {"config_path": str(config_path), "rate_limit_scale": rate_limit_scale,
-            "dagster_home": str(workdir / "dagster_home"), "sandbox_pid": sandbox.pid, "runs": runs}
+            "dagster_home": str(workdir / "dagster_home"), "sandbox_pid": sandbox.pid, "runs": runs, **(extra_spec or {})}
     spec_path, result_path = workdir / "job_spec.json", workdir / "job_result.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     result_path.unlink(missing_ok=True)
     env = child_env({**sandbox.env, CONFIG_ENV_VAR: str(config_path), RATE_LIMIT_SCALE_ENV: str(rate_limit_scale)})
-    done = subprocess.run([sys.executable, "-m", "mirakl_pipelines.bench.job_runner", str(spec_path), str(result_path)],
+    done = subprocess.run([sys.executable, "-m", runner, str(spec_path), str(result_path)],
                           env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0 or not result_path.exists():
         raise BenchError(f"the job process exited with {done.returncode}: {done.stderr[-4000:]}")

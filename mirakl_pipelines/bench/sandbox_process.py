@@ -16,6 +16,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+from mirakl_pipelines.bench.stock_control import seed_stock_catalogue, serve_stock_control
 from mirakl_pipelines.demo import start_sandbox, start_shipping
 
 
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unknown-carrier-share", type=float, default=0.05, help="share of orders sent with an unmapped carrier")
     parser.add_argument("--dagster-graphql-url", default=None,
                         help="the receiver starts each fulfilment's push run through this GraphQL endpoint")
+    parser.add_argument("--stock-skus", type=int, default=0,
+                        help="seed this many extra SKUs × every store location, with offers (stock benchmarks)")
+    parser.add_argument("--stock-marketplaces", nargs="*", default=["decathlon_fr"],
+                        help="the marketplaces that list the --stock-skus SKUs")
+    parser.add_argument("--stock-control", action="store_true",
+                        help="also serve the stock benchmarks' control app (bench/stock_control.py)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -45,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = start_sandbox(seed=args.seed, orders_per_minute=args.scenario_orders_per_minute or 1.0,
                             rate_limit_scale=args.rate_limit_scale, debit_delay=timedelta(seconds=args.debit_delay),
                             backlog=args.backlog, plain=True)  # comparable from one benchmark run to the next
-    receiver = warehouse = None
+    receiver = warehouse = control = None
     try:
+        if args.stock_skus:
+            seed_stock_catalogue(sandbox, args.stock_skus, args.stock_marketplaces, seed=args.seed)
+        if args.stock_control:
+            control = serve_stock_control(sandbox, seed=args.seed)
         if args.shipping:
             receiver, warehouse = start_shipping(
                 sandbox, f"sqlite:///{Path(args.workdir) / 'ledger.sqlite'}", seed=args.seed,
@@ -59,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "urls": {name: server.url for name, server in sandbox.servers.items()},
             # Apart from "urls": every url there is a simulator with /_sandbox/faults (SandboxProcess.set_faults).
             "receiver_url": receiver.url if receiver else None,
+            "stock_control_url": control.url if control else None,
             "env": sandbox.env(),
             "settings": sandbox.settings_dict(Path(args.workdir), cron=args.cron),
         }
@@ -71,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         if warehouse is not None:
             warehouse.stop()
         sandbox.stop()
+        if control is not None:
+            control.stop()
         if receiver is not None:
             receiver.stop()
     return 0

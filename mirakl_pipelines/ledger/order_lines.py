@@ -10,9 +10,12 @@ import sqlalchemy as sa
 
 from mirakl_pipelines.ledger.base import LedgerBase
 from mirakl_pipelines.ledger.errors import InvalidLedgerInput
-from mirakl_pipelines.ledger.records import ADDRESS_STATES, LINE_DECISIONS, PAYMENT_STATES, OrderLineRecord, OrderLink
+from mirakl_pipelines.ledger.records import (
+    ADDRESS_STATES, LINE_DECISIONS, PAYMENT_STATES, WAITING_ACCEPTANCE, OrderLineRecord, OrderLink,
+)
 from mirakl_pipelines.ledger.tables import order_lines as lines_t
 from mirakl_pipelines.ledger.tables import order_links as links_t
+from mirakl_pipelines.ledger.tables import stock_sent as stock_sent_t
 from mirakl_pipelines.ledger.timestamps import require_aware
 
 # Mirakl states after which an order no longer holds back stock it has not yet taken in Shopify.
@@ -80,22 +83,46 @@ class OrderLineBook(LedgerBase):
     def record_address(self, marketplace: str, mirakl_order_id: str, state: str, *, now: datetime) -> None:
         self._follow_up_state(marketplace, mirakl_order_id, "address_state", state, ADDRESS_STATES, now)
 
-    def reserved_units(self, marketplaces: Iterable[str]) -> dict[str, int]:
+    def reserved_units(self, marketplaces: Iterable[str], *, waiting_in: Iterable[str] = ()) -> dict[str, int]:
         """Units per SKU promised to Mirakl orders accepted (OR21 sent) but not yet created in Shopify, whose
-        `available` does not count them yet: acceptance must not promise them twice."""
-        codes = list(marketplaces)
+        `available` does not count them yet: acceptance must not promise them twice, nor stock publish them.
+
+        `waiting_in`: marketplaces whose orders waiting for acceptance will be accepted without a person (auto
+        mode): their lines not decided yet count too (the stock flow's view; acceptance itself decides them)."""
+        codes, waiting = list(marketplaces), list(waiting_in)
+        promised = sa.and_(links_t.c.marketplace.in_(codes), links_t.c.acceptance_state.in_(("accepted", "partial")),
+                           lines_t.c.decision == "accepted")
+        if waiting:
+            undecided = sa.and_(links_t.c.marketplace.in_(waiting), links_t.c.mirakl_state == WAITING_ACCEPTANCE,
+                                links_t.c.acceptance_state.in_(("pending", "failed")), lines_t.c.decision.is_(None))
+            promised = sa.or_(promised, undecided)
         query = (
             sa.select(lines_t.c.sku, sa.func.sum(lines_t.c.live_quantity))
             .select_from(lines_t.join(links_t, sa.and_(lines_t.c.marketplace == links_t.c.marketplace,
                                                        lines_t.c.mirakl_order_id == links_t.c.mirakl_order_id)))
             .where(
-                links_t.c.marketplace.in_(codes),
-                links_t.c.acceptance_state.in_(("accepted", "partial")),
+                promised,
                 links_t.c.import_state != "imported",
                 sa.or_(links_t.c.mirakl_state.is_(None), links_t.c.mirakl_state.not_in(_FINISHED_STATES)),
-                lines_t.c.decision == "accepted",
                 lines_t.c.sku.is_not(None),
             )
+            .group_by(lines_t.c.sku)
+        )
+        with self._read() as conn:
+            return {sku: int(units) for sku, units in conn.execute(query) if units}
+
+    def units_in_flight(self, marketplace: str) -> dict[str, int]:
+        """Units per SKU of the marketplace's orders placed on Mirakl after the stock line that set the offer's
+        quantity was sent, and not in Shopify yet: Mirakl took them off the offer itself, Shopify's `available` does
+        not show them, so they explain an offer showing less than the stock computed from Shopify."""
+        sent = stock_sent_t
+        query = (
+            sa.select(lines_t.c.sku, sa.func.sum(lines_t.c.live_quantity))
+            .select_from(lines_t.join(links_t, sa.and_(lines_t.c.marketplace == links_t.c.marketplace,
+                                                       lines_t.c.mirakl_order_id == links_t.c.mirakl_order_id))
+                         .join(sent, sa.and_(sent.c.marketplace == lines_t.c.marketplace, sent.c.offer_sku == lines_t.c.sku)))
+            .where(links_t.c.marketplace == marketplace, links_t.c.mirakl_created_at >= sent.c.sent_at,
+                   links_t.c.import_state != "imported")
             .group_by(lines_t.c.sku)
         )
         with self._read() as conn:

@@ -13,14 +13,16 @@ from mirakl_pipelines.ledger.order_lines import OrderLineBook
 from mirakl_pipelines.ledger.orders import OrderLinks
 from mirakl_pipelines.ledger.records import ExceptionRecord, OrderLink
 from mirakl_pipelines.ledger.schema import ensure_schema
+from mirakl_pipelines.ledger.stock import StockPushes
 from mirakl_pipelines.ledger.watermarks import Watermarks
 
 __all__ = ["ExceptionRecord", "Ledger", "OrderLink"]
 
 
-class Ledger(OrderLinks, OrderLineBook, ExceptionQueue, Watermarks, CallBudgetSlots, WebhookInbox, FulfilmentPushes):
-    """Order links and lines, exception queue, sync watermarks, call budget, webhook inbox and fulfilment pushes in
-    one database.
+class Ledger(OrderLinks, OrderLineBook, ExceptionQueue, Watermarks, CallBudgetSlots, WebhookInbox, FulfilmentPushes,
+             StockPushes):
+    """Order links and lines, exception queue, sync watermarks, call budget, webhook inbox, fulfilment and stock
+    pushes in one database.
 
     Thread-safe and safe for several processes at once; every method is one short transaction.
     """

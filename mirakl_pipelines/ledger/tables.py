@@ -242,3 +242,41 @@ fulfilment_pushes = sa.Table(
     sa.Index("ix_fulfilment_pushes_or24", "marketplace", "or24_state", "fulfilment_created_at"),
     sa.Index(None, "shopify_fulfillment_id"),
 )
+
+# One row per STO01 stock import sent: what it carried and where Mirakl's asynchronous processing stands
+# (WAITING → RUNNING → COMPLETE | FAILED), so the next run waits for it instead of sending over it.
+stock_imports = sa.Table(
+    "stock_imports",
+    metadata,
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("import_id", sa.String(128), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # delta | full
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("snapshot_at", UtcDateTime, nullable=False),  # when Shopify was read for it
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # Mirakl's STO02 status (SENT before the first poll)
+    sa.Column("lines_in_success", sa.Integer),
+    sa.Column("lines_in_error", sa.Integer),
+    sa.Column("lines_rejected", sa.Integer),  # lines STO03 named
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "marketplace", "status"),
+)
+
+# The last quantity sent per (marketplace, offer SKU) and what became of it: a delta file carries only the SKUs whose
+# computed quantity differs from this one. A line of a failed import is resent; a rejected one waits for the full file.
+stock_sent = sa.Table(
+    "stock_sent",
+    metadata,
+    sa.Column("marketplace", sa.String(64), primary_key=True),
+    sa.Column("offer_sku", sa.String(255), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("import_id", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | applied | rejected | failed
+    sa.Column("error", sa.Text),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    sa.Column("settled_at", UtcDateTime),
+    sa.Index(None, "marketplace", "import_id"),
+)

@@ -98,7 +98,7 @@ def test_the_sandbox_process_runs_the_receiver_subscribed_to_the_store(tmp_path)
         assert httpx.get(f"{receiver}/health").json() == {"status": "ok", "inbox_last_id": 0}
         subscriptions = sandbox.shop_webhooks()["subscriptions"]
         assert [(s["url"], s["topics"]) for s in subscriptions] == [
-            (f"{receiver}/webhooks/shopify", ["fulfillments/create", "fulfillments/update"])]
+            (f"{receiver}/webhooks/shopify", ["fulfillments/create", "fulfillments/update", "inventory_levels/update"])]
         assert set(sandbox.info["urls"]) == {"decathlon_fr", "leroymerlin_fr", "shopify"}
     assert (tmp_path / "ledger.sqlite").exists()  # the receiver's inbox is the pipelines' ledger
 

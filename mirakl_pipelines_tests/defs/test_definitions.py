@@ -7,6 +7,7 @@ import dagster as dg
 from mirakl_pipelines.config import load_settings
 from mirakl_pipelines.defs.fulfilments.assets import SHIPPING_TAG, SWEEP_TAG
 from mirakl_pipelines.defs.orders.assets import FULL_DAY_TAG
+from mirakl_pipelines.defs.stock.assets import FULL_TAG, STOCK_TAG
 from mirakl_pipelines.definitions import build_definitions
 
 
@@ -14,16 +15,17 @@ def test_project_definitions_load_from_the_shipped_config():
     from mirakl_pipelines import definitions
 
     defs = definitions.defs
-    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {"mirakl_orders", "shopify_orders"}
+    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {
+        "mirakl_orders", "shopify_orders", "mirakl_shipments", "shopify_stock", "mirakl_stock"}
     job = defs.resolve_job_def("orders_sync")
     assert job.partitions_def is not None
     names = {s.name for s in defs.schedules}
     assert {"orders_decathlon_fr", "orders_closeout_decathlon_fr", "orders_leroymerlin_fr"} <= names
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"eligible_orders_imported", "acceptance_window", "open_import_exceptions", "imported_orders_in_step",
-                      "unacknowledged_fulfilments", "open_carrier_exceptions", "open_shipping_exceptions"}
-    assert {"fulfilment_inbox", "run_failure_alerts"} <= {s.name for s in defs.sensors}
-    assert "shipments_sweep_decathlon_fr" in names
+                      "unacknowledged_fulfilments", "open_carrier_exceptions", "open_shipping_exceptions", "stock_delta"}
+    assert {"fulfilment_inbox", "run_failure_alerts", "stock_inventory_webhooks"} <= {s.name for s in defs.sensors}
+    assert {"shipments_sweep_decathlon_fr", "stock_decathlon_fr", "stock_full_leroymerlin_fr"} <= names
 
 
 def _evaluate(defs: dg.Definitions, name: str, when: datetime) -> dg.RunRequest:
@@ -58,4 +60,11 @@ def test_refresh_and_closeout_ticks():
     assert sweep.partition_key == "2026-11-23|decathlon_fr"
     assert sweep.tags[SHIPPING_TAG] == "decathlon_fr" and sweep.tags[SWEEP_TAG] == "true"
     assert "marketplace" not in sweep.tags
+
+    # Stock: changed offers on the cron, every offer on the full cron; one stock run per marketplace at a time.
+    stock = _evaluate(defs, "stock_leroymerlin_fr", datetime(2026, 11, 23, 10, 45, tzinfo=timezone.utc))
+    assert (stock.partition_key, stock.tags[STOCK_TAG]) == ("2026-11-23|leroymerlin_fr", "leroymerlin_fr")
+    assert FULL_TAG not in stock.tags and "marketplace" not in stock.tags
+    full = _evaluate(defs, "stock_full_leroymerlin_fr", datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    assert full.tags[FULL_TAG] == "true" and full.run_key != stock.run_key
 

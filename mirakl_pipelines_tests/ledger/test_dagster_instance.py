@@ -13,6 +13,7 @@ from dagster._core.instance.config import dagster_instance_config
 from sqlalchemy.engine import make_url
 
 from mirakl_pipelines.defs.fulfilments.assets import SHIPPING_TAG
+from mirakl_pipelines.defs.stock.assets import STOCK_TAG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = {
@@ -36,10 +37,11 @@ def test_dagster_yaml_validates_against_the_instance_schema(pg_env):
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
-    # One import run and one shipment push run per marketplace at a time, apart from each other.
+    # One import run, one shipment push run and one stock run per marketplace at a time, apart from each other.
     assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [
         {"key": "marketplace", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         {"key": SHIPPING_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        {"key": STOCK_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
     ]
     assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert config["telemetry"]["enabled"] is False

@@ -60,6 +60,32 @@ def test_reserved_units_count_accepted_orders_not_yet_in_shopify_across_marketpl
     assert ledger.reserved_units(["mk_a", "mk_b"]) == {}
 
 
+def test_stock_also_counts_orders_waiting_for_an_automatic_acceptance(ledger):
+    observe(ledger, "A-1", [line("A-1-1", sku="SHOE", ordered=2)])  # waiting, nothing decided yet
+    observe(ledger, "B-1", [line("B-1-1", sku="SHOE", ordered=3)], marketplace="mk_b")
+    assert ledger.reserved_units(["mk_a", "mk_b"]) == {}  # acceptance's view: only what it promised
+    assert ledger.reserved_units(["mk_a", "mk_b"], waiting_in=["mk_a"]) == {"SHOE": 2}  # mk_b accepts by hand
+    ledger.record_line_decisions("mk_a", "A-1", {"A-1-1": False}, now=T0)
+    ledger.record_acceptance("mk_a", "A-1", state="refused", now=T0)
+    assert ledger.reserved_units(["mk_a", "mk_b"], waiting_in=["mk_a"]) == {}
+
+
+def test_units_in_flight_count_orders_placed_after_the_stock_line_was_sent_and_not_in_shopify(ledger):
+    import pandas as pd
+
+    sent = pd.DataFrame({"offer_sku": ["SHOE", "LAMP"], "quantity": [5, 5]})
+    ledger.record_stock_import("mk_a", "I-1", mode="full", run_id=None, lines=sent, snapshot_at=T0, now=T0)
+    observe(ledger, "A-1", [line("A-1-1", sku="SHOE", ordered=2), line("A-1-2", sku="HAT", ordered=1)])  # at T0
+    observe(ledger, "A-0", [line("A-0-1", sku="LAMP", ordered=1)])
+    ledger.record_import("mk_a", "A-0", shopify_order_id="gid://shopify/Order/1", shopify_order_name="#1",
+                         shopify_legacy_id="1", now=T0, imported_quantities={"A-0-1": 1})  # Shopify shows it now
+    observe(ledger, "B-1", [line("B-1-1", sku="SHOE", ordered=3)], marketplace="mk_b")
+    assert ledger.units_in_flight("mk_a") == {"SHOE": 2}
+    later = T0 + timedelta(seconds=1)
+    ledger.record_stock_import("mk_a", "I-2", mode="delta", run_id=None, lines=sent.iloc[:1], snapshot_at=later, now=later)
+    assert ledger.units_in_flight("mk_a") == {}  # the new line set the offer after that order
+
+
 def test_follow_ups_find_debits_addresses_and_cancellations_to_bring_into_shopify(ledger):
     def imported(order_id, **kwargs):
         observe(ledger, order_id, [line(f"{order_id}-1", state="SHIPPING")], state="SHIPPING", mirakl_paid=False,

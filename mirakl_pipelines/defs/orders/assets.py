@@ -32,6 +32,7 @@ from mirakl_pipelines.defs.resources import (
     ShopifyResource,
     WarehouseResource,
 )
+from mirakl_pipelines.sync.sku_map import marketplace_sku_map
 from mirakl_pipelines.sync.windows import fetch_window, partition_day_bounds, range_window
 
 # Run tag asking for the partition's whole day (close-out runs); past days are always fetched whole.
@@ -122,10 +123,12 @@ def build_order_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 marketplace = cfg.marketplace(code)
                 store = cfg.store_for(marketplace)
                 sharing = tuple(m.code for m in cfg.marketplaces if cfg.store_for(m).name == store.name)
+                sku_map = marketplace_sku_map(cfg, marketplace)
                 with mirakl.client(cfg, code, budget=lg) as mk, shopify.client(cfg, store.name) as sh:
                     for day in days:
                         batch = OrderBatch(marketplace, store, mk, sh, lg, Alerts.from_settings(cfg), context.log,
-                                           warehouse_path=warehouse.base_path, store_marketplaces=sharing)
+                                           warehouse_path=warehouse.base_path, store_marketplaces=sharing,
+                                           sku_map=sku_map)
                         reports.append(batch.run(day))
                     api_calls["mirakl"] += sum(mk.calls.values())
                     api_calls["shopify"] += sum(sh.calls.values())

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 from mirakl_pipelines.config import MarketplaceConfig, ShopifyStoreConfig
 from mirakl_pipelines.defs.alerts import Alerts
@@ -53,6 +53,7 @@ from mirakl_pipelines.sync.order_mapping import (
     MappingError, OrderCreateRequest, addresses_update, build_order_create, source_identifier,
 )
 from mirakl_pipelines.sync.payments import payment_status
+from mirakl_pipelines.sync.sku_map import SkuMap
 
 WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
 # Exception kinds an import can raise; a successful import resolves them.
@@ -114,6 +115,7 @@ class OrderBatch:
     log: logging.Logger
     warehouse_path: str | Path | None = None  # where the raw snapshots of other days are read (follow-ups)
     store_marketplaces: tuple[str, ...] = ()  # every marketplace selling from this store (reservations)
+    sku_map: Optional[SkuMap] = None  # offer SKUs whose Shopify SKU differs (the stock policy's mapping file)
     now: Callable[[], datetime] = _utcnow
     chunk_size: int = CHUNK_ORDERS  # orders parsed and processed at once (memory is bounded by a chunk)
     report: BatchReport = field(default_factory=BatchReport)
@@ -229,8 +231,13 @@ class OrderBatch:
         return link.eligible and reason is None
 
     def _variants(self, orders: list[MiraklOrder]) -> Mapping[str, Variant]:
+        """The Shopify variant of each order line's offer SKU (the SKU mapping file's exceptions applied)."""
         skus = sorted({line.sku for o in orders for line in o.order_lines if line.sku})
-        return self.shopify.variants_by_sku(skus) if skus else {}
+        if not skus:
+            return {}
+        shopify_sku = self.sku_map.offers if self.sku_map is not None else {}
+        found = self.shopify.variants_by_sku(sorted({shopify_sku.get(s, s) for s in skus}))
+        return {s: found[shopify_sku.get(s, s)] for s in skus if shopify_sku.get(s, s) in found}
 
     # -- acceptance ---------------------------------------------------------------------------
 

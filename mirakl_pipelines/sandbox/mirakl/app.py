@@ -1,7 +1,8 @@
 """The Mirakl seller API of one simulated marketplace, over HTTP (starlette), plus control routes.
 
-Orders (OR11/OR21/OR23/OR24), documents (OR72/OR74), carriers (SH21) and, where the marketplace has
-the multiple-shipments feature, shipments (ST01/ST11/ST23/ST24, see shipments.py).
+Orders (OR11/OR21/OR23/OR24), documents (OR72/OR74), carriers (SH21), where the marketplace has
+the multiple-shipments feature, shipments (ST01/ST11/ST23/ST24, see shipments.py), and offers and stock
+(OF21, OF52/OF53/OF54, STO01/STO02/STO03, see offers.py).
 
 API routes (`/api/...`) check, in this order: a request body's framing (a PUT with neither
 Content-Length nor Transfer-Encoding gets 411, as real instances answer), the raw-key
@@ -87,6 +88,7 @@ def create_mirakl_app(sim: MarketplaceSim):
         Route("/_sandbox/orders/{order_id}/cancel_lines", cancel_lines, methods=["POST"]),
         Route("/_sandbox/orders/{order_id}/receive", control.event(sim.receive), methods=["POST"]),
     ]
+    routes += _offer_routes(api, sim)
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     return FaultMiddleware(app, sim.faults)
 
@@ -292,6 +294,70 @@ class _Control:
             "calls": dict(self.sim.calls),
             "rejected_429": dict(self.sim.rejected),
             "orders_by_state": states,
+            "offers": self.sim.offers.stats(),
             "now": iso(self.sim.now()),
         })
+
+
+def _offer_routes(api: _Api, sim: MarketplaceSim) -> list[Route]:
+    """Offers and stock (offers.py): OF21, OF52/OF53/OF54, STO01/STO02/STO03, and `/_sandbox/offers`."""
+    book = sim.offers
+
+    async def list_offers(request: Request) -> Response:
+        return json_response(book.list_offers(request.query_params))
+
+    async def start_export(request: Request) -> Response:
+        return json_response(book.start_export(await _body(request)))
+
+    async def export_status(request: Request) -> Response:
+        return json_response(book.export_status(request.path_params["tracking_id"], str(request.base_url)))
+
+    async def export_file(request: Request) -> Response:
+        content, media_type = book.export_file(request.path_params["tracking_id"], request.query_params.get("file"))
+        return Response(content, media_type=media_type)
+
+    async def import_stock(request: Request) -> Response:
+        """STO01: multipart `file` (CSV); 201, Location = the import's STO02 URL, {"import_id": "<string>"}."""
+        body = await request.body()
+        if len(body) > MAX_UPLOAD_BYTES:
+            raise MiraklApiError(413, "PAYLOAD_TOO_LARGE", f"The upload exceeds {MAX_UPLOAD_BYTES // 2**20} MB")
+        try:
+            files = [p for p in parse_multipart(request.headers.get("content-type", ""), body) if p.name == "file"]
+        except DocumentRequestError as e:
+            raise MiraklApiError(400, "VALIDATION_ERROR", str(e)) from None
+        if len(files) != 1:
+            raise MiraklApiError(400, "VALIDATION_ERROR", "Bad Request: problem with form param 'file' (one CSV file part)")
+        created = book.start_import(files[0].data)
+        location = f"{str(request.base_url).rstrip('/')}/api/offers/stock/imports/{created['import_id']}/status"
+        return json_response(created, 201, headers={"Location": location})
+
+    async def import_status(request: Request) -> Response:
+        return json_response(book.import_status(request.path_params["import_id"]))
+
+    async def error_report(request: Request) -> Response:
+        return Response(book.error_report(request.path_params["import_id"]), media_type="text/csv; charset=utf-8")
+
+    async def control_offers(request: Request) -> Response:
+        """GET: every offer (internal view). POST {"offers": [{"sku", "price"?, "quantity"?, …}]}: add or update."""
+        if request.method == "POST":
+            try:
+                body = from_json(await request.body(), "POST /_sandbox/offers")
+                entries = body.get("offers") if isinstance(body, dict) else None
+                if not isinstance(entries, list):
+                    raise ValueError('POST /_sandbox/offers: expected {"offers": [{"sku": ..., "price": ..., "quantity": ...}]}')
+                return json_response({"offers": book.seed(entries)}, 201)
+            except ValueError as e:
+                return error_response(400, str(e))
+        return json_response({"offers": book.offers()})
+
+    return [
+        Route("/api/offers", api.operation("OF21", list_offers), methods=["GET"]),
+        Route("/api/offers/export/async", api.operation("OF52", start_export), methods=["POST"]),
+        Route("/api/offers/export/async/status/{tracking_id}", api.operation("OF53", export_status), methods=["GET"]),
+        Route("/api/offers/export/async/file/{tracking_id}", api.operation("OF54", export_file), methods=["GET"]),
+        Route("/api/offers/stock/imports", api.operation("STO01", import_stock), methods=["POST"]),
+        Route("/api/offers/stock/imports/{import_id}/status", api.operation("STO02", import_status), methods=["GET"]),
+        Route("/api/offers/stock/imports/{import_id}/error_report", api.operation("STO03", error_report), methods=["GET"]),
+        Route("/_sandbox/offers", control_offers, methods=["GET", "POST"]),
+    ]
 

@@ -29,6 +29,18 @@ MIN_INTERVAL_SECONDS: dict[str, float | None] = {
     "ST24": None,  # "On each shipment shipping"
 }
 
+# The offers' and stock operations (offers.py), kept apart because their texts also use "every N seconds"
+# and OF54 is a dynamic URL; test_offers_contract.py cross-checks them against operations-index.json.
+OFFER_MIN_INTERVAL_SECONDS: dict[str, float | None] = {
+    "OF21": None,  # "On each shop's offers page view"
+    "OF52": MINUTE,  # "Differential: once per minute - Full: once per day"; only the differential limit is enforced
+    "OF53": 10.0,  # "Every 10 seconds"
+    "OF54": None,  # the export's file URLs: no documented limit
+    "STO01": MINUTE,  # "Once per minute"
+    "STO02": 15.0,  # "Once every 15 seconds"
+    "STO03": MINUTE,  # "Once per minute"
+}
+
 
 class CallFrequencyLimiter:
     def __init__(self, scale: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
@@ -41,7 +53,7 @@ class CallFrequencyLimiter:
 
     def acquire(self, operation: str) -> int | None:
         """Book a call: None when allowed, else the Retry-After seconds (API time axis) to answer with 429."""
-        interval = MIN_INTERVAL_SECONDS.get(operation)
+        interval = MIN_INTERVAL_SECONDS.get(operation) or OFFER_MIN_INTERVAL_SECONDS.get(operation)
         if not interval:
             return None
         with self._lock:

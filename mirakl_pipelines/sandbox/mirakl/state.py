@@ -85,6 +85,15 @@ class MarketplaceSettings:
     reject_shipments: bool = False  # OR24 answers 400 while set (an operator blocking the shop's shipments)
     multiple_shipments: bool = False  # the operator's multiple-shipments feature: ST01/ST11/ST23/ST24 (shipments.py)
     document_types: list[dict] = field(default_factory=lambda: [dict(t) for t in DEFAULT_DOCUMENT_TYPES])  # DO01
+    # Offers and stock imports (offers.py): processing delays and the faults a stock flow must survive.
+    stock_import_waiting: timedelta = timedelta(seconds=1)  # STO01 -> RUNNING after this
+    stock_import_running: timedelta = timedelta(seconds=2)  # RUNNING -> COMPLETE / FAILED after this
+    stock_import_stuck: bool = False  # a RUNNING import never completes while set
+    stock_import_fail: bool = False  # imports completing while set FAIL whole
+    stock_import_skip_skus: list[str] = field(default_factory=list)  # lines of these SKUs silently dropped
+    stock_import_skip_share: float = 0.0  # 0..1: this share of SKUs (by hash) silently dropped too
+    offer_export_delay: timedelta = timedelta(seconds=2)  # OF52 export PENDING -> COMPLETED after this
+    offer_export_fail: bool = False  # exports end FAILED while set
 
 
 # Settings that may change while the server runs (POST /_sandbox/settings).
@@ -131,6 +140,8 @@ class MarketplaceSim:
         self.limiter = CallFrequencyLimiter(self.settings.rate_limit_scale, **limiter_args)
         from mirakl_pipelines.sandbox.mirakl.shipments import ShipmentBook  # here: shipments.py imports this module
         self.shipments = ShipmentBook(self.settings, self._orders, self._lock, self.now)
+        from mirakl_pipelines.sandbox.mirakl.offers import OfferBook  # here: offers.py imports this module
+        self.offers = OfferBook(self.settings, self._lock, self.now)
 
     # ---- clock -------------------------------------------------------------------------------
 
@@ -153,6 +164,7 @@ class MarketplaceSim:
             now = self.now()
             for order_id in self._orders:
                 self._tick_order(order_id, now)
+            self.offers.tick(now)
 
     def _tick_order(self, order_id: str, now: datetime) -> None:
         order, meta = self._orders[order_id], self._meta[order_id]
@@ -219,6 +231,7 @@ class MarketplaceSim:
             }
             if stored["order_state"] == "WAITING_DEBIT" and stored.get("payment_workflow") == "PAY_ON_ACCEPTANCE":
                 self._meta[order_id]["debit_due"] = (stored["acceptance_decision_date"] or stored["created_date"]) + self.settings.debit_delay
+            self._hold_stock(stored)
             # Only the new order's due transitions: ticking every order on each add would make placing n orders
             # cost n² (50,000 orders for the memory benchmark); the others move on the next API call, as before.
             self._tick_order(order_id, self.now())
@@ -318,6 +331,7 @@ class MarketplaceSim:
                 self._meta[order_id]["debit_due"] = None
             refresh_totals(order)
             refresh_flags(order)
+            self._hold_stock(order)
             if live:
                 self.shipments.settle(order_id)  # the units left may all be in shipped parcels already
             else:
@@ -472,20 +486,24 @@ class MarketplaceSim:
         raise KeyError(f"no document {document_id} on order {order_id!r} in marketplace {self.settings.code!r}")
 
     def apply_settings(self, **knobs: Any) -> dict:
-        """Change runtime settings (booleans only, see RUNTIME_SETTINGS); returns them all."""
-        unknown = sorted(set(knobs) - set(RUNTIME_SETTINGS))
+        """Change runtime settings (booleans of RUNTIME_SETTINGS, and the offers' knobs of offers.RUNTIME_KNOBS);
+        returns them all."""
+        from mirakl_pipelines.sandbox.mirakl.offers import RUNTIME_KNOBS, parse_knob
+        unknown = sorted(set(knobs) - set(RUNTIME_SETTINGS) - set(RUNTIME_KNOBS))
         if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}; known: {list(RUNTIME_SETTINGS)}")
-        wrong = sorted(name for name, value in knobs.items() if not isinstance(value, bool))
+            raise ValueError(f"unknown setting(s) {unknown}; known: {list(RUNTIME_SETTINGS) + list(RUNTIME_KNOBS)}")
+        wrong = sorted(name for name, value in knobs.items() if name in RUNTIME_SETTINGS and not isinstance(value, bool))
         if wrong:
             raise ValueError(f"setting(s) {wrong} must be true or false")
+        values = {name: parse_knob(name, value) if name in RUNTIME_KNOBS else value for name, value in knobs.items()}
         with self._lock:
-            for name, value in knobs.items():
+            for name, value in values.items():
                 setattr(self.settings, name, value)
         return self.runtime_settings()
 
     def runtime_settings(self) -> dict:
-        return {name: getattr(self.settings, name) for name in RUNTIME_SETTINGS}
+        from mirakl_pipelines.sandbox.mirakl.offers import RUNTIME_KNOBS, knob_value
+        return {name: knob_value(getattr(self.settings, name)) for name in (*RUNTIME_SETTINGS, *RUNTIME_KNOBS)}
 
     def list_carriers(self) -> dict:
         """SH21, sorted by label as the spec says."""
@@ -514,6 +532,15 @@ class MarketplaceSim:
                     line["order_line_state"] = "SHIPPING"
         order["last_updated_date"] = now
         refresh_flags(order)
+        self._hold_stock(order)
+
+    def _hold_stock(self, order: dict) -> None:
+        """As Mirakl does: placing an order takes its units from the offers; units refused or cancelled before
+        shipment go back (offers.py). Shipped units stay taken."""
+        for line in order["order_lines"]:
+            live = line["order_line_state"] not in DEAD_LINE_STATES
+            units = line["quantity"] - _cancelled_units(line) if live else 0
+            self.offers.hold(order["order_id"], line["order_line_id"], line["offer_sku"], units)
 
     def _cancel_units(self, line: dict, quantity: int, reason_code: str, now: datetime) -> None:
         """Append one cancelation to `line`: its units' share of every amount, cumulative in cents."""
@@ -576,6 +603,7 @@ class MarketplaceSim:
                 line.update(order_line_state="REFUSED", last_updated_date=at)
         order["last_updated_date"] = at
         refresh_flags(order)
+        self._hold_stock(order)
 
     def _debit(self, order: dict, at: datetime) -> None:
         """The customer's debit: WAITING_DEBIT goes to SHIPPING (PAY_ON_ACCEPTANCE); later debits change no state."""
@@ -606,6 +634,7 @@ class MarketplaceSim:
         order.update(order_state="CANCELED", order_state_reason_code=reason, last_updated_date=at)
         self._meta[order["order_id"]]["debit_due"] = None
         refresh_flags(order)
+        self._hold_stock(order)
 
     # ---- helpers -----------------------------------------------------------------------------
 

@@ -4,11 +4,14 @@
     GET  /_sandbox/orders                     every order, internal view (no auth, no faults)
     GET  /_sandbox/orders.html                the same as a table for a browser (newest first)
     GET  /_sandbox/stats                      calls per root field, points spent, bucket, document cache
-    GET|POST /_sandbox/settings               e.g. {"plan": "plus"}, {"restore_rate": 1000} or {"search_index_lag_seconds": 5}
+    GET|POST /_sandbox/settings               e.g. {"plan": "plus"}, {"restore_rate": 1000} or {"search_index_lag_seconds": 5};
+                                              bulk operations: {"bulk_operation_seconds": 30},
+                                              {"bulk_operation_failure": "TIMEOUT"}, {"bulk_changes_while_running": 5}
     GET|POST /_sandbox/webhooks               delivery faults, e.g. {"duplicate_rate": 0.2, "reorder": true,
                                               "late_redelivery_seconds": 5, "drop": true}; subscriptions and stats
     POST /_sandbox/webhooks/subscriptions     {"url", "secret", "topics": ["fulfillments/create", …], "name"?}
     GET  /_sandbox/invoices/{order name}.pdf  a PDF invoice for the order ("1001" or "%231001")
+    GET  /_sandbox/bulk/{number}.jsonl        a completed bulk operation's result (its `url`), streamed
     GET|POST /_sandbox/faults                 handled by FaultMiddleware
 """
 
@@ -19,7 +22,7 @@ from decimal import Decimal
 from graphql import GraphQLSchema, execute
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mirakl_pipelines.sandbox.faults import FaultMiddleware
@@ -66,7 +69,7 @@ def create_shopify_app(store: ShopifyStore):
         except (ValueError, KeyError, TypeError):
             return _json({"errors": {"query": "Required parameter missing or invalid"}}, 400)
         return _json(*run_graphql(store, schema, documents, query, body.get("variables") or {},
-                                  body.get("operationName"), version))
+                                  body.get("operationName"), version, base_url=str(request.base_url)))
 
     async def orders_view(request: Request) -> Response:
         return _json(store.orders())
@@ -114,6 +117,15 @@ def create_shopify_app(store: ShopifyStore):
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="invoice-{name.lstrip("#")}.pdf"'})
 
+    async def bulk_result_view(request: Request) -> Response:
+        # No access token: like Shopify's signed storage URLs, the address itself is the credential.
+        with store.lock:
+            store.bulk.advance(schema)
+            path = store.bulk.result_file(request.path_params["number"])
+        if path is None or not path.exists():
+            return _json({"errors": "Not Found"}, 404)
+        return FileResponse(path, media_type="application/jsonl")
+
     app = Starlette(routes=[
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
         Route("/_sandbox/orders", orders_view, methods=["GET"]),
@@ -124,6 +136,7 @@ def create_shopify_app(store: ShopifyStore):
         Route("/_sandbox/webhooks", webhooks_view, methods=["GET", "POST"]),
         Route("/_sandbox/webhooks/subscriptions", subscriptions_view, methods=["POST"]),
         Route("/_sandbox/invoices/{order_name}.pdf", invoice_view, methods=["GET"]),
+        Route("/_sandbox/bulk/{number}.jsonl", bulk_result_view, methods=["GET"]),
     ])
     return FaultMiddleware(
         app, store.faults, error_body=b'{"errors":"Service Unavailable"}',
@@ -132,7 +145,7 @@ def create_shopify_app(store: ShopifyStore):
 
 
 def run_graphql(store: ShopifyStore, schema: GraphQLSchema, documents: DocumentCache, query: str, variables: dict,
-                operation_name: str | None, api_version: str) -> tuple[dict, int]:
+                operation_name: str | None, api_version: str, base_url: str = "") -> tuple[dict, int]:
     """(response body, HTTP status) for one GraphQL request, metered by the store's cost bucket."""
     with store.lock:
         store.requests += 1  # HTTP requests, as a client counts them; `calls` counts root fields (aliases included)
@@ -156,7 +169,7 @@ def run_graphql(store: ShopifyStore, schema: GraphQLSchema, documents: DocumentC
         throttled = {"errors": [{"message": "Throttled",
                                  "extensions": {"code": "THROTTLED", "documentation": RATE_LIMITS_DOC}}]}
         return _with_cost(store, throttled, requested, None), store.settings.throttle_http_status
-    context = RequestContext(store=store, api_version=api_version)
+    context = RequestContext(store=store, api_version=api_version, base_url=base_url)
     with store.lock:
         result = execute(schema, prepared.document, root_value=ShopifyRoot(context), context_value=context,
                          variable_values=variables, operation_name=operation_name, field_resolver=field_resolver)

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from mirakl_pipelines.sandbox.shopify.addresses import mailing_address
 from mirakl_pipelines.sandbox.shopify.discounts import apply_discount_code, discount_code, discountable
 from mirakl_pipelines.sandbox.shopify.fulfillment_orders import new_fulfillment_order
+from mirakl_pipelines.sandbox.shopify.inventory import commit_for_order
 from mirakl_pipelines.sandbox.shopify.money import CENT, bag_amount, money_bag, to_decimal
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore, utc_now_iso
 
@@ -38,9 +39,8 @@ def order_create(store: ShopifyStore, order_input: dict, options: dict | None, a
         if errors:
             return {"order": None, "userErrors": errors}
         order = _build_order(store, order_input, now)
-        for inventory, quantity in claims:
-            inventory["available"] -= quantity
-            inventory["committed"] += quantity
+        for variant, quantity in claims:  # at the primary location, the one its fulfilment orders are assigned to
+            commit_for_order(store, variant, quantity)
         store.add_order(order)
         return {"order": order, "userErrors": []}
 
@@ -108,7 +108,7 @@ def _tax_line_errors(tax_lines, path: list) -> list[dict]:
 
 
 def _inventory_claims(store: ShopifyStore, lines: list[dict], behaviour: str):
-    """[(inventory record, quantity)] to decrement, or userErrors when a DENY variant is short (DECREMENT_OBEYING_POLICY)."""
+    """[(variant, quantity)] to claim, or userErrors when a DENY variant is short (DECREMENT_OBEYING_POLICY)."""
     if behaviour == "BYPASS":
         return [], []
     wanted: dict[str, int] = {}
@@ -132,7 +132,7 @@ def _inventory_claims(store: ShopifyStore, lines: list[dict], behaviour: str):
                 f"Unable to claim inventory for {variant['sku']}: {quantity} requested, {inventory['available']} available",
                 "INVENTORY_CLAIM_FAILED",
             ))
-        claims.append((inventory, quantity))
+        claims.append((variant, quantity))
     return claims, errors
 
 

@@ -10,13 +10,17 @@
 """
 
 import base64
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from typing import Callable
 
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLResolveInfo, get_named_type
 
+from mirakl_pipelines.sandbox.shopify import inventory
 from mirakl_pipelines.sandbox.shopify.fulfillment_create import fulfillment_create, fulfillment_tracking_info_update
 from mirakl_pipelines.sandbox.shopify.fulfillment_holds import fulfillment_order_hold, fulfillment_order_release_hold
+from mirakl_pipelines.sandbox.shopify.idempotency import idempotency_key, run_once
 from mirakl_pipelines.sandbox.shopify.metafield_definitions import (
     APP_NAMESPACE,
     find_by_custom_id,
@@ -31,12 +35,24 @@ from mirakl_pipelines.sandbox.shopify.search import matches, parse_search
 from mirakl_pipelines.sandbox.shopify.store import ShopifyStore
 
 MAX_PAGE_SIZE = 250
+# Set while a bulk operation executes: connections without `first` return every item, page sizes are not capped.
+_UNBOUNDED_PAGES = contextvars.ContextVar("unbounded_pages", default=False)
+
+
+@contextlib.contextmanager
+def unbounded_pages():
+    token = _UNBOUNDED_PAGES.set(True)
+    try:
+        yield
+    finally:
+        _UNBOUNDED_PAGES.reset(token)
 
 
 @dataclass
 class RequestContext:
     store: ShopifyStore
     api_version: str
+    base_url: str = ""  # scheme://host:port of the request, for absolute URLs (bulk operation results)
 
 
 # --- connections ----------------------------------------------------------------------------------
@@ -57,12 +73,15 @@ def paginate(items: list, first: int | None = None, after: str | None = None, la
              before: str | None = None, reverse: bool = False, **_ignored) -> dict:
     """A Relay connection over `items`, the shape Shopify returns; cursors carry the item's `id`, or its position
     for records without one (discount applications)."""
+    unbounded = _UNBOUNDED_PAGES.get()
     for name, size in (("first", first), ("last", last)):
-        if size is not None and (size < 0 or size > MAX_PAGE_SIZE):
+        if size is not None and (size < 0 or (size > MAX_PAGE_SIZE and not unbounded)):
             raise GraphQLError(f"The '{name}' argument must be between 0 and {MAX_PAGE_SIZE}",
                                extensions={"code": "BAD_REQUEST"})
     if first is None and last is None:
-        raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
+        if not unbounded:
+            raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
+        first = len(items)
     keyed = [(item.get("id") or f"#{position}", item) for position, item in enumerate(items)]
     ordered = list(reversed(keyed)) if reverse else keyed
     ids = [key for key, _ in ordered]
@@ -128,6 +147,22 @@ VARIANT_SEARCH_FIELDS = {
     "product_id": lambda v: [v["_productId"].rsplit("/", 1)[-1]],
 }
 VARIANT_FREE_TEXT = lambda v: [v["sku"], v["title"], v["displayName"]]  # noqa: E731
+PRODUCT_SEARCH_FIELDS = {"title": lambda p: [p["title"]], "vendor": lambda p: [p["vendor"]],
+                         "id": lambda p: [p["legacyResourceId"]]}
+PRODUCT_FREE_TEXT = lambda p: [p["title"], p["vendor"]]  # noqa: E731
+LOCATION_SEARCH_FIELDS = {
+    "name": lambda loc: [loc["name"]],
+    "id": lambda loc: [loc["legacyResourceId"]],
+    "active": lambda loc: [str(loc["isActive"]).lower()],
+}
+LOCATION_FREE_TEXT = lambda loc: [loc["name"]]  # noqa: E731
+INVENTORY_ITEM_SEARCH_FIELDS = {
+    "sku": lambda i: [i["sku"]],
+    "id": lambda i: [i["legacyResourceId"]],
+    "tracked": lambda i: [str(i["tracked"]).lower()],
+}
+INVENTORY_ITEM_FREE_TEXT = lambda i: [i["sku"]]  # noqa: E731
+DEFAULT_COUNT_LIMIT = 10_000  # productVariantsCount: "Limited to a maximum of 10000 by default." (SDL)
 # Order.fulfillments(query:) filters "by timestamps" (schema description).
 FULFILLMENT_SEARCH_FIELDS = {
     "created_at": lambda f: [f["createdAt"]],
@@ -198,6 +233,11 @@ class ShopifyRoot:
     def productVariant(self, info, id, **_):
         return self.store.variant_record(id)
 
+    def products(self, info, query=None, sortKey=None, reverse=False, savedSearchId=None, **page):
+        clauses = parse_search(query)
+        found = [p for p in self.store.products.values() if matches(clauses, p, PRODUCT_SEARCH_FIELDS, PRODUCT_FREE_TEXT)]
+        return paginate(found, reverse=reverse, **page)
+
     def product(self, info, id, **_):
         return self.store.products.get(id)
 
@@ -205,12 +245,68 @@ class ShopifyRoot:
         return self.store.fulfillment_orders.get(id)
 
     def location(self, info, id=None, **_):
-        return self.store.location if id in (None, self.store.location["id"]) else None
+        """The primary location without an id (the SDL: "If no ID is provided, the primary location is returned")."""
+        return self.store.location if id is None else self.store.locations.get(id)
+
+    def locations(self, info, query=None, includeInactive=False, reverse=False, sortKey=None, includeLegacy=None,
+                  **page):
+        clauses = parse_search(query)
+        found = [loc for loc in self.store.locations.values() if (includeInactive or loc["isActive"])
+                 and matches(clauses, loc, LOCATION_SEARCH_FIELDS, LOCATION_FREE_TEXT)]
+        if sortKey == "NAME":
+            found.sort(key=lambda loc: loc["name"].lower())
+        return paginate(found, reverse=reverse, **page)
+
+    def locationsCount(self, info, query=None, limit=DEFAULT_COUNT_LIMIT, **_):
+        clauses = parse_search(query)
+        return _count([loc for loc in self.store.locations.values()
+                       if matches(clauses, loc, LOCATION_SEARCH_FIELDS, LOCATION_FREE_TEXT)], limit)
+
+    def inventoryItems(self, info, query=None, reverse=False, **page):
+        clauses = parse_search(query)
+        found = [i for i in self.store.inventory_items.values()
+                 if matches(clauses, i, INVENTORY_ITEM_SEARCH_FIELDS, INVENTORY_ITEM_FREE_TEXT)]
+        return paginate(found, reverse=reverse, **page)
+
+    def inventoryItem(self, info, id, **_):
+        return self.store.inventory_items.get(id)
+
+    def inventoryLevel(self, info, id, **_):
+        return inventory.level_by_id(self.store, id)
+
+    def productVariantsCount(self, info, query=None, limit=DEFAULT_COUNT_LIMIT, **_):
+        clauses = parse_search(query)
+        return _count([v for v in self.store.variants.values()
+                       if matches(clauses, v, VARIANT_SEARCH_FIELDS, VARIANT_FREE_TEXT)], limit)
+
+    def bulkOperation(self, info, id, **_):
+        return self.store.bulk.get(info.schema, id)
+
+    def currentBulkOperation(self, info, type="QUERY", **_):
+        return self.store.bulk.current(info.schema, type)
 
     def fulfillment(self, info, id, **_):
         return self.store.fulfillments.get(id)
 
     # mutations
+    def inventoryAdjustQuantities(self, info, input, **_):
+        inventory.require_change_from_quantity(info, input["changes"], "InventoryChangeInput")
+        key = idempotency_key(info)
+        return run_once(self.store, key, "inventoryAdjustQuantities", input,
+                        lambda: inventory.adjust_quantities(self.store, input), "inventoryAdjustmentGroup")
+
+    def inventorySetQuantities(self, info, input, **_):
+        inventory.require_change_from_quantity(info, input["quantities"], "InventoryQuantityInput")
+        key = idempotency_key(info)
+        return run_once(self.store, key, "inventorySetQuantities", input,
+                        lambda: inventory.set_quantities(self.store, input), "inventoryAdjustmentGroup")
+
+    def bulkOperationRunQuery(self, info, query, groupObjects=False, **_):
+        return self.store.bulk.run_query(info.schema, query, self.context.api_version)
+
+    def bulkOperationCancel(self, info, id, **_):
+        return self.store.bulk.cancel(info.schema, id)
+
     def orderCreate(self, info, order, options=None, **_):
         return order_create(self.store, order, options, self.context.api_version)
 
@@ -252,8 +348,38 @@ def _metafield(source, info, namespace=None, key=None, **_):
     return None
 
 
+def _count(found: list, limit) -> dict:
+    """A `Count`: exact up to `limit` (None: no limit), else the limit with precision AT_LEAST."""
+    if limit is not None and len(found) > limit:
+        return {"count": limit, "precision": "AT_LEAST"}
+    return {"count": len(found), "precision": "EXACT"}
+
+
 def _inventory_quantity(source, info, **_):
-    return _store(info).inventory_of(source)["available"]
+    """ProductVariant.inventoryQuantity: available units summed over the item's active levels."""
+    return sum(level["quantities"]["available"] for level in _store(info).levels_of_item(source["inventoryItem"]["id"]))
+
+
+def _item_levels(source, info, includeInactive=False, query=None, reverse=False, **page):
+    return paginate(_store(info).levels_of_item(source["id"], bool(includeInactive)), reverse=reverse, **page)
+
+
+def _item_level(source, info, locationId, includeInactive=False, **_):
+    level = _store(info).level(source["id"], locationId)
+    return level if level and (level["isActive"] or includeInactive) else None
+
+
+def _location_levels(source, info, includeInactive=False, query=None, reverse=False, **page):
+    store = _store(info)
+    found = [by_location[source["id"]] for by_location in store.levels.values() if source["id"] in by_location
+             and (includeInactive or by_location[source["id"]]["isActive"])]
+    return paginate(found, reverse=reverse, **page)
+
+
+def _bulk_url(source, info, **_):
+    if source["status"] != "COMPLETED" or source["objectCount"] == "0":
+        return None  # Shopify gives no file for an empty result
+    return info.context.base_url.rstrip("/") + source["_path"]
 
 
 def _discounted_total(source, info, withCodeDiscounts=False, **_):
@@ -283,6 +409,17 @@ FIELD_RESOLVERS: dict[tuple[str, str], Callable] = {
     ("ProductVariant", "inventoryQuantity"): _inventory_quantity,
     ("ProductVariant", "sellableOnlineQuantity"): _inventory_quantity,
     ("InventoryItem", "variant"): lambda s, info, **_: _store(info).variant_record(s["_variantId"]),
+    ("InventoryItem", "inventoryLevels"): _item_levels,
+    ("InventoryItem", "inventoryLevel"): _item_level,
+    ("InventoryItem", "locationsCount"): lambda s, info, **_: _count(_store(info).levels_of_item(s["id"]), None),
+    ("InventoryLevel", "quantities"): lambda s, info, names, **_: inventory.quantities_of(s, names),
+    ("InventoryLevel", "item"): lambda s, info, **_: _store(info).inventory_items[s["_itemId"]],
+    ("InventoryLevel", "location"): lambda s, info, **_: _store(info).locations[s["_locationId"]],
+    ("Location", "inventoryLevels"): _location_levels,
+    ("Location", "inventoryLevel"): lambda s, info, inventoryItemId, includeInactive=False, **_: _item_level(
+        {"id": inventoryItemId}, info, s["id"], includeInactive),
+    ("InventoryAdjustmentGroup", "changes"): lambda s, info, **filters: inventory.changes_filtered(s, **filters),
+    ("BulkOperation", "url"): _bulk_url,
     ("Product", "variants"): lambda s, info, **page: paginate(
         [_store(info).variants[v] for v in s["_variantIds"]], **page),
     ("Order", "metafield"): _metafield,

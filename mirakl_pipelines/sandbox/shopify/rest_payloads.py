@@ -216,3 +216,14 @@ def order_payload(store, order: dict) -> dict:
         "returns": [],
         "line_item_groups": [],
     }
+
+
+def inventory_level_payload(store, level: dict) -> dict:
+    """`inventory_levels/update`: the official sample's five fields, `available` only (NOTES §4.5)."""
+    return {
+        "inventory_item_id": numeric_id(level["_itemId"]),
+        "location_id": numeric_id(level["_locationId"]),
+        "available": level["quantities"]["available"],
+        "updated_at": rest_time(level["updatedAt"]),
+        "admin_graphql_api_id": level["id"],
+    }

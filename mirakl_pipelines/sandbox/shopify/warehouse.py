@@ -19,7 +19,6 @@ Shopify's `numbers`/`urls`.
 import collections
 import logging
 import random
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -32,6 +31,7 @@ from mirakl_pipelines.sandbox.shopify.tracking import (
     UNMAPPED_CARRIERS,
     tracking_number,
 )
+from mirakl_pipelines.sandbox.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,8 @@ class Warehouse:
         self.unknown_carriers = list(unknown_carriers if unknown_carriers is not None else UNMAPPED_CARRIERS)
         self.shipments: list[Shipment] = []
         self._last_parcel_at: dict[str, datetime] = {}  # on the clock `step` is given, which tests move
-        self.errors: collections.Counter = collections.Counter()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._ticker = Ticker("shopify-warehouse", self.step, log)
+        self.errors = self._ticker.errors  # refused fulfilments by message, failed steps
 
     # --- choices ---------------------------------------------------------------------------------
     def _rng(self, *parts: str) -> random.Random:
@@ -164,26 +163,10 @@ class Warehouse:
 
     def start(self, interval_seconds: float = 1.0) -> None:
         """Step every `interval_seconds` in a background thread until `stop()`."""
-        if self._thread is not None:
-            raise RuntimeError("the warehouse is already running")
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval_seconds):
-                try:
-                    self.step()
-                except Exception:  # keep shipping: one bad record must not stop the demo's warehouse
-                    log.exception("warehouse step failed")
-                    self.errors["step failed"] += 1
-
-        self._thread = threading.Thread(target=run, name="shopify-warehouse", daemon=True)
-        self._thread.start()
+        self._ticker.start(interval_seconds)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._ticker.stop(timeout)
 
     def stats(self) -> dict:
         return {
