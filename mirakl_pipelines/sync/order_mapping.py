@@ -359,7 +359,7 @@ def _line_items(line: LiveLine, variant: Variant, taxes_included: bool, currency
     for index, (price, units) in enumerate(parts):
         item = {
             "variantId": variant.id,
-            "sku": line.sku,
+            "sku": variant.sku,  # the shop's SKU: the offer's may differ (the SKU mapping file)
             "quantity": units,
             "priceSet": _money_bag(price, currency),
             "requiresShipping": True,

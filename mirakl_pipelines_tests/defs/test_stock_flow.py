@@ -8,7 +8,9 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
+from mirakl_pipelines.config import load_settings
 from mirakl_pipelines.defs.partitions import partition_key
 from mirakl_pipelines.defs.stock.assets import FULL_TAG
 from mirakl_pipelines.definitions import build_definitions
@@ -17,6 +19,8 @@ from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.offers import send_stock_file
 from mirakl_pipelines.sync.stock_file import stock_import_csv
 from mirakl_pipelines_tests.defs.conftest import RATE_LIMIT_SCALE
+from mirakl_pipelines_tests.defs.test_orders_flow import Pipeline, _line, _order, _wait_until_shipping
+from mirakl_pipelines_tests.defs.test_orders_flow import _meta as _meta_orders
 
 DKT, LM = "decathlon_fr", "leroymerlin_fr"
 
@@ -169,3 +173,30 @@ def test_a_full_run_resends_everything_and_a_past_day_is_refused(pipeline, sandb
     assert not past.success
     [failure] = [e for e in past.all_events if e.is_step_failure]
     assert "cannot be re-read for the past" in str(failure.step_failure_data.error.message)
+
+
+def test_a_mapped_offer_sku_is_imported_and_published_as_its_shopify_sku(sandbox, tmp_path, monkeypatch):
+    """The SKU mapping file serves both flows: an order for offer DEC-TRAIL-42 creates a Shopify order of variant
+    ALP-TRAIL-42, and ALP-TRAIL-42's stock is published under DEC-TRAIL-42."""
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MIRAKL_PIPELINES_LEDGER_URL", raising=False)
+    (tmp_path / "sku_map.csv").write_text("marketplace,offer_sku,shopify_sku\ndecathlon_fr,DEC-TRAIL-42,ALP-TRAIL-42\n")
+    data = sandbox.settings_dict(tmp_path)
+    data["marketplaces"][0]["stock"]["sku_map_file"] = str(tmp_path / "sku_map.csv")
+    path = tmp_path / "mapped.yaml"
+    path.write_text(yaml.safe_dump(data))
+    settings = load_settings(path)
+    sim = sandbox.sims[DKT]
+    sim.offers.seed([{"sku": "DEC-TRAIL-42", "price": "89.90", "quantity": 3}])
+    sim.add_order(_order("M-1-A", [_line("DEC-TRAIL-42", 2, "89.90")]))
+    with dg.instance_for_test() as instance:
+        orders = Pipeline(settings, path, instance)
+        assert _meta_orders(orders.run(), "shopify_orders")["accepted"] == 1
+        _wait_until_shipping(sim, ["M-1-A"])
+        assert _meta_orders(orders.run(), "shopify_orders")["imported"] == 1
+        [order] = [o for o in sandbox.store.orders() if o["sourceIdentifier"] == f"{DKT}:M-1-A"]
+        assert [line["sku"] for line in order["lineItems"]] == ["ALP-TRAIL-42"]
+        StockPipeline(settings, path, instance).run(DKT)
+    offers = sim.offers.quantities()
+    assert offers["DEC-TRAIL-42"] == 40 - 2 + 6 - 2  # the order took 2 units at Entrepôt Lyon

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.offers import export_offer_changes, read_offers
-from mirakl_pipelines.sync.stock_levels import OFFER_COLUMNS, OFFER_DTYPES, MiraklOffers
+from mirakl_pipelines.sync.stock_levels import OFFER_COLUMNS, OFFER_DTYPES, MiraklOffers, is_in
 
 # A differential export asks from a little before the previous request: Mirakl's clock and ours may differ.
 OVERLAP = timedelta(minutes=2)
@@ -71,6 +71,6 @@ def current_offers(client: MiraklClient, cache: OfferCache, *, export_threshold:
 def merge_changes(kept: pd.DataFrame, updated: pd.DataFrame, deleted: list[str]) -> pd.DataFrame:
     """`kept` with the offers of `updated` replacing theirs (by offer SKU) and the `deleted` SKUs removed."""
     gone = set(deleted) | set(updated["offer_sku"].dropna().tolist())
-    rest = kept[~kept["offer_sku"].isin(gone)]
-    merged = pd.concat([rest, updated[~updated["offer_sku"].isin(set(deleted))]], ignore_index=True)
+    rest = kept[~is_in(kept["offer_sku"], gone)]
+    merged = pd.concat([rest, updated[~is_in(updated["offer_sku"], deleted)]], ignore_index=True)
     return merged.sort_values("offer_sku", kind="stable").reset_index(drop=True).astype(OFFER_DTYPES)

@@ -3,12 +3,14 @@
 The order of the steps is the point:
 1. imports sent by an earlier run and not finished are polled first (a file is never sent over one Mirakl is
    still processing; their outcome settles the ledger);
-2. the run waits for STO01's slot (once a minute) *before* reading Shopify, so the file carries the freshest
+2. Mirakl's offers before the push: read now when the catalogue is read whole (OF21), else as the previous run's
+   export left them (offer_cache: Mirakl rations exports);
+3. the run waits for STO01's slot (once a minute) *before* (re-)reading Shopify, so the file carries the freshest
    levels, not levels read a minute before they could be sent;
-3. only SKUs whose quantity differs from the last one sent go in the file (all of them on a full run), and only
-   SKUs the marketplace has an offer for (the offers read by the previous run, or read now the first time);
-4. STO02 is polled until the import finishes and STO03's report becomes one exception per rejected SKU;
-5. Mirakl's offers are read back for the `stock_delta` check.
+4. the file carries the offers whose computed quantity differs from the last one sent (all of them on a full run)
+   and those whose quantity on Mirakl drifted from it (sync.stock_diff.drifted_lines), only offers Mirakl has;
+5. STO02 is polled until the import finishes and STO03's report becomes one exception per rejected offer;
+6. Mirakl's offers are read back for the `stock_delta` check.
 """
 
 import logging
@@ -37,7 +39,7 @@ from mirakl_pipelines.shopify.client import ShopifyClient
 from mirakl_pipelines.shopify.inventory import read_inventory
 from mirakl_pipelines.sync.stock_diff import StockDelta, changed_lines, drifted_lines, stock_delta, union_lines
 from mirakl_pipelines.sync.stock_file import parse_error_report, stock_import_csv
-from mirakl_pipelines.sync.stock_levels import InventorySnapshot, MiraklOffers
+from mirakl_pipelines.sync.stock_levels import InventorySnapshot, MiraklOffers, is_in
 from mirakl_pipelines.sync.sku_map import SkuMap, marketplace_sku_map
 from mirakl_pipelines.sync.stock_policy import StockComputation, compute_stock
 
@@ -149,13 +151,13 @@ class StockPush:
         offers whose quantity on Mirakl drifted from it (sync.stock_diff.drifted_lines); only offers Mirakl has."""
         report = self.report
         computed = report.computation.quantities[["offer_sku", "quantity"]]
-        known = computed["offer_sku"].isin(set(before.offers["offer_sku"].dropna().tolist()))
+        known = is_in(computed["offer_sku"], before.offers["offer_sku"].dropna())
         report.not_offered = int((~known).sum())
         computed = computed[known]
         changed = changed_lines(computed, self.ledger.sent_stock(self.marketplace.code)[["offer_sku", "quantity"]],
                                 full=report.mode == "full")
         drifted = drifted_lines(computed, before.offers, orders_known=self._orders_known(before.read_at))
-        report.drifted = len(drifted[~drifted["offer_sku"].isin(set(changed["offer_sku"].tolist()))])
+        report.drifted = int((~is_in(drifted["offer_sku"], changed["offer_sku"])).sum())
         return union_lines(changed, drifted)
 
     def _orders_known(self, at: datetime) -> bool:
