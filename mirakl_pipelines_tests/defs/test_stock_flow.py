@@ -13,8 +13,6 @@ import yaml
 from mirakl_pipelines.config import load_settings
 from mirakl_pipelines.defs.partitions import partition_key
 from mirakl_pipelines.defs.stock.assets import FULL_TAG
-from mirakl_pipelines.definitions import build_definitions
-from mirakl_pipelines.ledger import Ledger
 from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.mirakl.offers import send_stock_file
 from mirakl_pipelines.sync.stock_file import stock_import_csv
@@ -25,20 +23,17 @@ from mirakl_pipelines_tests.defs.test_orders_flow import _meta as _meta_orders
 DKT, LM = "decathlon_fr", "leroymerlin_fr"
 
 
-class StockPipeline:
+class StockPipeline(Pipeline):
+    """The project's Definitions, the stock job materialised partition by partition on a test instance."""
+
     def __init__(self, settings, config_path, instance):
-        self.settings = settings
-        self.defs = build_definitions(settings, str(config_path), rate_limit_scale=RATE_LIMIT_SCALE)
-        self.instance = instance
+        super().__init__(settings, config_path, instance)
         self.job = self.defs.resolve_job_def("stock_sync")
 
     def run(self, marketplace=DKT, day=None, tags=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
         day = day or datetime.now(timezone.utc).date()
         return self.job.execute_in_process(partition_key=partition_key(day, marketplace), instance=self.instance,
                                            tags=tags or {}, raise_on_error=raise_on_error)
-
-    def ledger(self) -> Ledger:
-        return Ledger.connect(self.settings.ledger_url())
 
 
 def _meta(result, asset):
