@@ -570,12 +570,18 @@ class MiraklClient:
 
     # ---- internals ----------------------------------------------------------------------------------
 
-    def _await_budget(self, operation: str) -> None:
+    def call_slot(self, operation: str) -> tuple[str, float]:
+        """(budget key, minimum seconds between calls) of `operation` for this client; the interval is 0 when the
+        operation has no documented limit."""
         interval = min_interval(operation, self.persona, self.rate_limit_scale)
+        if interval > 0:
+            interval += BUDGET_MARGIN_SECONDS * self.rate_limit_scale
+        return f"{self.marketplace}:{operation}", interval
+
+    def _await_budget(self, operation: str) -> None:
+        key, interval = self.call_slot(operation)
         if interval <= 0:
             return
-        interval += BUDGET_MARGIN_SECONDS * self.rate_limit_scale
-        key = f"{self.marketplace}:{operation}"
         wait = self.budget.reserve(key, interval, max_wait=self.max_wait)
         if wait > self.max_wait:
             raise CallBudgetExceeded(operation, wait, self.max_wait, key)

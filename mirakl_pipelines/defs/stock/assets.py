@@ -72,7 +72,7 @@ def build_stock_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 mirakl.client(cfg, code, budget=lg, owner=context.run_id) as m_client, \
                 shopify.client(cfg, cfg.store_for(marketplace).name) as s_client:
             push = StockPush(cfg, marketplace, m_client, s_client, lg, warehouse.base_path, run_id=context.run_id,
-                             rate_limit_scale=mirakl.rate_limit_scale, logger=context.log)
+                             logger=context.log)
             report = push.run(full=full)
             path = write_snapshot(warehouse.base_path, code, day, snapshot_table(snapshot_rows(report, context.run_id)))
             check = stock_delta_result(report, cfg, lg, warehouse.base_path, code, day)

@@ -15,18 +15,17 @@ The order of the steps is the point:
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
 from mirakl_pipelines.config import MarketplaceConfig, Settings
 from mirakl_pipelines.ledger import Ledger
-from mirakl_pipelines.ledger.stock import StockImport
-from mirakl_pipelines.mirakl.budget import min_interval
-from mirakl_pipelines.mirakl.client import BUDGET_MARGIN_SECONDS, MiraklClient
+from mirakl_pipelines.mirakl.client import MiraklClient
 from mirakl_pipelines.defs.orders.assets import FLOW as ORDERS_FLOW
 from mirakl_pipelines.defs.stock.offer_cache import OfferCache, current_offers
 from mirakl_pipelines.mirakl.offers import (
@@ -83,11 +82,11 @@ class StockRunReport:
 
 class StockPush:
     def __init__(self, settings: Settings, marketplace: MarketplaceConfig, mirakl: MiraklClient, shopify: ShopifyClient,
-                 ledger: Ledger, state_dir: Path, *, run_id: Optional[str] = None, rate_limit_scale: float = 1.0,
+                 ledger: Ledger, state_dir: Path, *, run_id: Optional[str] = None,
                  sleep: Callable[[float], None] = time.sleep, logger: logging.Logger | logging.LoggerAdapter = log):
         self.settings, self.marketplace, self.policy = settings, marketplace, marketplace.stock
         self.mirakl, self.shopify, self.ledger = mirakl, shopify, ledger
-        self.run_id, self.scale = run_id, rate_limit_scale
+        self.run_id = run_id
         self.offers = OfferCache(state_dir, marketplace.code)
         self.sleep, self.log = sleep, logger
         self.report = StockRunReport()
@@ -186,8 +185,8 @@ class StockPush:
 
     def _wait_for_slot(self) -> float:
         """Seconds waited for STO01's slot (the client books it when it sends; this only waits for it to open)."""
-        interval = min_interval("STO01", self.marketplace.call_frequency, self.scale) + BUDGET_MARGIN_SECONDS * self.scale
-        wait = self.ledger.next_slot(f"{self.marketplace.code}:STO01", interval) - time.time()
+        key, interval = self.mirakl.call_slot("STO01")
+        wait = self.ledger.next_slot(key, interval) - time.time()
         if wait > 0:
             self.log.info("stock %s: waiting %.1f s for STO01's slot (once a minute) before reading Shopify",
                           self.marketplace.code, wait)
@@ -290,14 +289,11 @@ class StockPush:
 
     # ---- timings ------------------------------------------------------------------------------------
 
-    def _timed(self, name: str):
-        push = self
-
-        class _Timer:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                push.report.timings[name] = round(push.report.timings.get(name, 0.0) + time.perf_counter() - self.start, 3)
-
-        return _Timer()
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings = self.report.timings
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
